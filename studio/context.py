@@ -1,0 +1,40 @@
+"""App-wide dependencies handed to every tab (no module-level mutable state).
+
+`build_app(settings)` creates one `StudioContext`; tabs receive it and keep per-session data
+in `gr.State`. The chat engine is loaded lazily and shared: one copy of the base weights
+serves the Arena and any tab that needs a reply.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from pipeline.jobs import JobManager
+from pipeline.settings import Settings
+from pipeline.spec import Persona, load_persona
+
+
+@dataclass
+class StudioContext:
+    settings: Settings
+    jobs: JobManager = None  # type: ignore[assignment]
+    _engines: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self):
+        if self.jobs is None:
+            self.jobs = JobManager(self.settings.state_dir / "jobs")
+
+    def persona(self, name: str | None = None) -> Persona:
+        return load_persona(self.settings.persona_dir(name))
+
+    def engine(self, base: str | None = None):
+        """The shared ChatEngine for `base` (default: the studio's base model), loaded once."""
+        from pipeline.inference import ChatEngine
+
+        base = base or self.settings.base_model
+        with self._lock:
+            if base not in self._engines:
+                self._engines[base] = ChatEngine(base, self.settings)
+            return self._engines[base]

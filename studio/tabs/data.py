@@ -1,0 +1,7 @@
+"""The Data tab."""
+
+import gradio as gr
+
+
+def create_tab(ctx) -> None:
+    gr.Markdown("**Data**: this stage is not built yet in this version of the studio.")

@@ -1,0 +1,7 @@
+"""The Publish tab."""
+
+import gradio as gr
+
+
+def create_tab(ctx) -> None:
+    gr.Markdown("**Publish**: this stage is not built yet in this version of the studio.")
