@@ -1,0 +1,1 @@
+"""Judges: one contract (a batch in, a list out, a documented failure value). See base.py."""
