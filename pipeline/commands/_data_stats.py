@@ -19,7 +19,8 @@ from ..spec import load_persona
 def register(sub) -> None:
     p = sub.add_parser("stats", help="coverage, multi-turn share, openers, lengths, avoided phrases vs targets")
     p.add_argument("path", help="dataset JSONL (e.g. data/personas/taskmaster/train.jsonl)")
-    p.add_argument("--persona", help="persona folder with scenarios.yaml (default: the studio's persona)")
+    p.add_argument("--persona", help="persona folder with scenarios.yaml (default: the folder holding PATH "
+                   "when it has a persona.yaml, else the studio's persona)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON instead of tables")
     p.add_argument("--min-total", type=int, default=Targets.min_total,
                    help=f"minimum number of examples (default {Targets.min_total})")
@@ -30,7 +31,7 @@ def _stats(args, settings) -> int:
     path = Path(args.path)
     if not path.is_file():
         raise UserError(f"dataset not found: {path}; pass the path of a JSONL file")
-    persona = load_persona(Path(args.persona) if args.persona else settings.persona_dir())
+    persona = load_persona(_persona_folder(args, path, settings))
     try:
         examples = load_examples(path)
     except ValueError as exc:
@@ -42,3 +43,13 @@ def _stats(args, settings) -> int:
     else:
         print(render_stats(d))
     return 0 if d["targets_met"] else 1
+
+
+def _persona_folder(args, path: Path, settings) -> Path:
+    # A dataset kept inside a persona folder (data/personas/<name>/train.jsonl) is measured
+    # against that persona's matrix without having to repeat --persona.
+    if args.persona:
+        return Path(args.persona)
+    if (path.parent / "persona.yaml").is_file():
+        return path.parent
+    return settings.persona_dir()

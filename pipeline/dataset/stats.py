@@ -11,7 +11,8 @@ What is measured, and the targets (defaults in `Targets`, all reported when unme
   multi-turn share  examples with two or more user turns         >= 15%
   top opener share  the most common opening phrase of assistant turns  <= 10%
                     opening phrase = first 3 words of the turn, lower-cased, punctuation
-                    stripped ("Nice work! I've marked..." -> "nice work ive")
+                    stripped (apostrophes dropped, other marks split words):
+                    "Nice work! I've marked..." -> "nice work ive"; "high-priority" -> "high priority"
   length            words per assistant turn (whitespace split): min, p10, median, p90, max,
                     and the share inside 20..120 words          >= 80% ("most replies")
   avoided phrases   hits per phrase on assistant turns, case-insensitive, from persona.yaml
@@ -33,6 +34,7 @@ from ..spec import Persona
 from .records import Example
 
 OPENER_WORDS = 3
+_APOSTROPHES = re.compile(r"['\u2019]")
 _PUNCT = re.compile(r"[^\w\s]+")
 
 
@@ -50,7 +52,7 @@ class Targets:
 
 def opener(text: str, n: int = OPENER_WORDS) -> str:
     """The opening phrase: first n words, lower-cased, punctuation stripped."""
-    words = _PUNCT.sub("", text.lower().replace("\u2019", "'")).split()
+    words = _PUNCT.sub(" ", _APOSTROPHES.sub("", text.lower())).split()
     return " ".join(words[:n])
 
 
