@@ -7,17 +7,24 @@ point the Space runs.
 
 from __future__ import annotations
 
+import logging
+
 from pipeline.settings import Settings
 from studio.app import build_app
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per HTTP request otherwise
     settings = Settings.from_env()
     demo = build_app(settings)
     # default_concurrency_limit=1: model work is serialized anyway (one base model in memory);
     # the Arena sets its own limits per event.
     demo.queue(default_concurrency_limit=1, max_size=64)
-    demo.launch()
+    # show_error=False: unexpected errors reach the page as the one-line message of
+    # studio/guard.py, never as a traceback. No `auth=`: the Arena must stay public; admin
+    # access is enforced per handler (studio/access.py).
+    demo.launch(show_error=False, **getattr(demo, "studio_launch_kwargs", {}))
 
 
 if __name__ == "__main__":

@@ -152,8 +152,112 @@ class ChatEngine:
         if error:
             raise error[0]
 
+    def stream_batch(self, conversations: list[list[dict]], adapters: list[str | None],
+                     sampling: SamplingConfig = SamplingConfig()) -> Iterator[tuple[list[str], list[bool]]]:
+        """Generate replies for several conversations in ONE batched `generate`, each row as its
+        own adapter (None = base), and yield (texts so far, finished flags) after every step.
+
+        Added for the Arena (issue 7): PEFT's mixed-adapter batches (`adapter_names=[...]`,
+        "__base__" for the base weights) let one copy of the base weights answer as the base
+        and as an adapter in the same forward pass, so both sides stream at once at about the
+        cost of one. Without attached adapters every row must be the base.
+        """
+        import queue as _queue
+
+        import torch
+
+        if len(conversations) != len(adapters):
+            raise ValueError("one adapter (or None) per conversation")
+        for a in adapters:
+            if a is not None and a not in self.adapters:
+                raise KeyError(f"adapter {a!r} is not attached; attached: {sorted(self.adapters)}")
+        tok = self.tokenizer
+        events: _queue.Queue = _queue.Queue()
+        streamer = _BatchStreamer(tok, len(conversations), events)
+        error: list[BaseException] = []
+
+        def work():
+            try:
+                with self._lock:
+                    old_side = tok.padding_side
+                    tok.padding_side = "left"
+                    try:
+                        texts = [tok.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+                                 for c in conversations]
+                        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+                    finally:
+                        tok.padding_side = old_side
+                    kw = {}
+                    if self.adapters:
+                        kw["adapter_names"] = ["__base__" if a is None else a for a in adapters]
+                    torch.manual_seed(sampling.seed)
+                    with torch.inference_mode():
+                        self.model.generate(**enc, **sampling.generate_kwargs(), streamer=streamer,
+                                            pad_token_id=tok.pad_token_id, **kw)
+            except BaseException as exc:  # surface errors in the consumer thread
+                error.append(exc)
+            finally:
+                events.put(None)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        while True:
+            item = events.get()
+            if item is None:
+                break
+            # Drain whatever else is ready so a slow consumer shows the latest state at once.
+            while True:
+                try:
+                    nxt = events.get_nowait()
+                except _queue.Empty:
+                    break
+                if nxt is None:
+                    events.put(None)
+                    break
+                item = nxt
+            yield item
+        thread.join()
+        if error:
+            raise error[0]
+        yield streamer.snapshot(final=True)
+
     def timed_generate(self, messages: list[dict], adapter: str | None = BASE,
                        sampling: SamplingConfig = SamplingConfig()) -> tuple[str, float]:
         t0 = time.perf_counter()
         text = self.generate(messages, adapter, sampling)
         return text, time.perf_counter() - t0
+
+
+class _BatchStreamer:
+    """A transformers streamer for a batch: `put()` gets the prompt ids once, then one new
+    token id per row per step; each row is decoded on its own and stops at its EOS."""
+
+    def __init__(self, tokenizer, rows: int, events):
+        self.tokenizer = tokenizer
+        self.ids: list[list[int]] = [[] for _ in range(rows)]
+        self.done = [False] * rows
+        self.events = events
+        self._prompt_seen = False
+        eos = tokenizer.eos_token_id
+        self._stop = set(eos if isinstance(eos, list) else [eos]) if eos is not None else set()
+
+    def put(self, value) -> None:
+        if not self._prompt_seen:  # the first call carries the whole prompt batch
+            self._prompt_seen = True
+            return
+        flat = value.reshape(len(self.ids), -1)[:, -1].tolist()
+        for i, t in enumerate(flat):
+            if self.done[i]:
+                continue
+            if t in self._stop:
+                self.done[i] = True
+            else:
+                self.ids[i].append(int(t))
+        self.events.put(self.snapshot())
+
+    def end(self) -> None:
+        self.done = [True] * len(self.done)
+
+    def snapshot(self, final: bool = False):
+        texts = [self.tokenizer.decode(ids, skip_special_tokens=True) for ids in self.ids]
+        return texts, ([True] * len(texts) if final else list(self.done))

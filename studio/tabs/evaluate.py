@@ -1,7 +1,68 @@
-"""The Evaluate tab."""
+"""The Evaluate tab: run an evaluation (background job), then read its gates and evidence.
+
+Top: choose a run, a judge, and start `python -m pipeline eval --run ...` as a background
+job (the command is shown; the status and log are polled from the job's files, so a refresh
+loses nothing). Below: the decision, the gates with PASS/FAIL and their numbers, trait means
+base vs adapter, the per-category table, the A/B result, the worst replies, and the
+EVALUATION_RESULTS.json download. Every callback makes one call into
+pipeline.evaluation.studio_api.
+"""
+
+from __future__ import annotations
 
 import gradio as gr
 
+from pipeline.evaluation import studio_api as api
+
 
 def create_tab(ctx) -> None:
-    gr.Markdown("**Evaluate**: this stage is not built yet in this version of the studio.")
+    settings, jobs = ctx.settings, ctx.jobs
+    with gr.Row():
+        run = gr.Dropdown(choices=api.list_runs(settings), label="Run (runs/<id> with an adapter)", allow_custom_value=True,
+                          elem_id="eval-run", scale=3)
+        refresh = gr.Button("Refresh runs", scale=0, elem_id="eval-refresh")
+    with gr.Row():
+        judge = gr.Radio(["rubric", "llm"], value="rubric", label="Judge", elem_id="eval-judge",
+                         info="rubric: offline heuristic. llm: the judge endpoint (" + settings.judge.describe() + ").")
+        limit = gr.Number(None, label="Only the first N prompts", precision=0, elem_id="eval-limit",
+                          info="Empty: the whole eval set.")
+        max_new = gr.Number(96, label="Max new tokens", precision=0, minimum=1, elem_id="eval-max-new")
+    with gr.Row():
+        start = gr.Button("Evaluate (background job)", variant="primary", elem_id="eval-start")
+        stop = gr.Button("Stop", scale=0, elem_id="eval-stop")
+    started = gr.Markdown(elem_id="eval-started")
+    job_md = gr.Markdown(elem_id="eval-job")
+    job_log = gr.Textbox(label="Job log (last lines)", lines=6, max_lines=12, interactive=False, elem_id="eval-log")
+    timer = gr.Timer(2.0)
+
+    decision = gr.Markdown(elem_id="eval-decision")
+    gates = gr.Dataframe(label="Quality gates", interactive=False, wrap=True, elem_id="eval-gates")
+    with gr.Row():
+        traits = gr.BarPlot(x="trait", y="score", color="model", title="Trait means (0-2), base vs adapter",
+                            y_lim=[0, 2], height=300, elem_id="eval-traits")
+        with gr.Column():
+            ab = gr.Markdown(elem_id="eval-ab")
+            download = gr.File(label="EVALUATION_RESULTS.json", interactive=False, elem_id="eval-download")
+    categories = gr.Dataframe(label="Per category", interactive=False, elem_id="eval-categories")
+    worst = gr.Dataframe(label="Worst adapter replies", interactive=False, wrap=True, elem_id="eval-worst")
+    with gr.Accordion("summary.md", open=False):
+        summary = gr.Markdown(elem_id="eval-summary")
+
+    view_outputs = [decision, gates, traits, categories, worst, ab, summary, download]
+
+    def show(r):
+        v = api.view(r)
+        return v["decision"], v["gates"], v["traits"], v["categories"], v["worst"], v["ab"], v["summary"], v["file"]
+
+    refresh.click(lambda: gr.update(choices=api.list_runs(settings)), outputs=[run], api_name="eval_runs")
+    run.change(show, inputs=[run], outputs=view_outputs, api_name="eval_view")
+    start.click(lambda r, j, n, m: api.start_eval(jobs, settings, r, j, n, m), inputs=[run, judge, limit, max_new],
+                outputs=[started, job_md, job_log], api_name="eval_start")
+    stop.click(lambda: api.stop_eval(jobs), outputs=[job_md, job_log], api_name="eval_stop")
+    timer.tick(lambda: api.job_status(jobs), outputs=[job_md, job_log], show_progress="hidden", queue=False)
+    # When a job finishes, "Refresh runs" / re-selecting the run shows its results.
+    from gradio.context import Context
+
+    Context.root_block.load(lambda: api.job_status(jobs), outputs=[job_md, job_log])
+    # The run list preselects the newest run, and a preset value fires no change event: show its results on load.
+    Context.root_block.load(show, inputs=[run], outputs=view_outputs)

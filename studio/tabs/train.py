@@ -1,7 +1,102 @@
-"""The Train tab."""
+"""The Train tab: config form with presets, the size/memory plan before Start, a live run.
+
+Training never runs in the studio process: Start launches `python -m pipeline train ...`
+as a background job (the equivalent command is shown), and the loss curve, progress bar
+with ETA and log tail are read back from the job's files and `runs/<id>/` every 2 s. On
+page load the tab re-attaches to the latest training job, so a refresh or a closed browser
+loses nothing. Every callback makes one call into `pipeline.train.monitor`.
+"""
+
+from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
+
+from pipeline.train import monitor
+from pipeline.train.config import ALL_MODULES, PRESETS
+
+_LOSS_COLUMNS = ["step", "loss"]
+
+
+def _loss_frame(view) -> pd.DataFrame:
+    rows = [{"step": m["step"], "loss": m["loss"]} for m in view.metrics]
+    return pd.DataFrame(rows, columns=_LOSS_COLUMNS)
 
 
 def create_tab(ctx) -> None:
-    gr.Markdown("**Train**: this stage is not built yet in this version of the studio.")
+    settings, jobs = ctx.settings, ctx.jobs
+    d = monitor.form_defaults("cpu-demo" if settings.base_model == "smollm2-135m" else "seed", settings)
+    job_id = gr.State(None)  # the training job this page follows (re-attached on load)
+
+    gr.Markdown("Train a LoRA adapter on the persona's **approved** conversations. Check the plan (adapter size "
+                "against the spec's limit, memory) before pressing Start; training runs as a background job and "
+                "keeps going if you close this page.")
+    with gr.Row():
+        preset = gr.Dropdown([(f"{k}: {v[0]}", k) for k, v in PRESETS.items()], value=d["preset"], label="Preset",
+                             scale=3, elem_id="train-preset")
+        base = gr.Textbox(d["base_model"], label="Base model", elem_id="train-base",
+                          info="smollm2-135m, llama-3.1-8b-instruct, a local folder or a Hub id")
+        persona = gr.Textbox(d["persona"], label="Persona", elem_id="train-persona")
+        data = gr.Textbox(d["data"], label="Data (optional)", placeholder="<persona>/train.jsonl",
+                          elem_id="train-data", info="JSONL of records; only review.status == approved are used")
+    with gr.Row():
+        r = gr.Number(d["r"], label="LoRA rank r", precision=0, minimum=1, elem_id="train-r")
+        alpha = gr.Number(d["alpha"], label="LoRA alpha", precision=0, minimum=1, elem_id="train-alpha")
+        dropout = gr.Number(d["dropout"], label="LoRA dropout", minimum=0, maximum=0.99, elem_id="train-dropout")
+        targets = gr.CheckboxGroup(ALL_MODULES, value=d["target_modules"], label="Target modules", scale=3,
+                                   elem_id="train-targets")
+    with gr.Row():
+        epochs = gr.Number(d["epochs"], label="Epochs", elem_id="train-epochs")
+        batch = gr.Number(d["batch_size"], label="Batch size", precision=0, elem_id="train-batch")
+        accum = gr.Number(d["grad_accum"], label="Gradient accumulation", precision=0, elem_id="train-accum")
+        lr = gr.Number(d["learning_rate"], label="Learning rate", elem_id="train-lr")
+        max_len = gr.Number(d["max_length"], label="Max length (tokens)", precision=0, elem_id="train-maxlen")
+        warmup = gr.Number(d["warmup_steps"], label="Warm-up steps", precision=0, elem_id="train-warmup")
+        max_steps = gr.Number(d["max_steps"], label="Max steps (-1: all epochs)", precision=0, elem_id="train-maxsteps")
+        batching = gr.Dropdown(["grouped", "padded", "packed"], value=d["batching"], label="Batching",
+                               elem_id="train-batching")
+    form = [preset, base, persona, data, r, alpha, dropout, targets, epochs, batch, accum, lr, max_len, warmup,
+            max_steps, batching]
+    plan_md = gr.Markdown(elem_id="train-plan")
+    with gr.Row():
+        start = gr.Button("Start training", variant="primary", elem_id="train-start")
+        stop = gr.Button("Stop (keeps the adapter so far)", elem_id="train-stop")
+    progress = gr.HTML(elem_id="train-progress")
+    command = gr.Markdown(elem_id="train-command")
+    with gr.Row():
+        loss_plot = gr.LinePlot(_loss_frame(monitor.View(None, "idle", "")), x="step", y="loss", title="Training loss",
+                                height=280, elem_id="train-loss")
+        log = gr.Textbox(label="Log (last lines)", lines=12, max_lines=12, interactive=False, elem_id="train-log")
+    runs = gr.Dataframe(label="Runs", interactive=False, elem_id="train-runs")
+    timer = gr.Timer(2.0)
+
+    def as_form(*values):
+        return dict(zip(monitor.FORM_FIELDS, values))
+
+    def show(view):
+        cmd = f"`{view.command}`" if view.command else ""
+        return view.job_id, view.progress_html(), _loss_frame(view), view.log, cmd
+
+    live = [job_id, progress, loss_plot, log, command]
+
+    def on_preset(name):
+        v = monitor.form_defaults(name, settings)
+        return [v[k] for k in monitor.FORM_FIELDS[1:]]
+
+    preset.change(on_preset, inputs=[preset], outputs=form[1:], api_name="train_preset")
+    for comp in form:
+        comp.change(lambda *v: monitor.plan_report(as_form(*v), settings), inputs=form, outputs=[plan_md],
+                    show_progress="hidden", queue=False)
+    start.click(lambda *v: show(monitor.attach(jobs, monitor.start(jobs, settings, as_form(*v)).id)), inputs=form,
+                outputs=live, api_name="train_start")
+    stop.click(lambda j: show(monitor.attach(jobs, monitor.stop(jobs, j).id)), inputs=[job_id], outputs=live,
+               api_name="train_stop")
+    timer.tick(lambda j: show(monitor.attach(jobs, j)), inputs=[job_id], outputs=live, show_progress="hidden",
+               queue=False, api_name="train_poll")
+    timer.tick(lambda: pd.DataFrame(monitor.runs_table(settings)), outputs=[runs], show_progress="hidden", queue=False)
+    from gradio.context import Context
+
+    # Re-attach on every page load: the latest training job, running or not.
+    Context.root_block.load(lambda: show(monitor.attach(jobs)), outputs=live)
+    Context.root_block.load(lambda *v: monitor.plan_report(as_form(*v), settings), inputs=form, outputs=[plan_md])
+    Context.root_block.load(lambda: pd.DataFrame(monitor.runs_table(settings)), outputs=[runs], api_name="train_runs")

@@ -1,0 +1,227 @@
+"""The Arena as one object the studio (and the load benchmark) drives: contenders, battles,
+streaming, votes, results. The studio's Arena tab makes exactly one call into it per event.
+
+Model ids: "base" is the studio's base model (prompted with the persona's system prompt, as
+the adapter is); any other id is a finished training run, `runs/<id>/` with status.json
+state "finished" and an `adapter/` folder. One `ChatEngine` (one copy of the base weights)
+serves both: adapters are attached by run id and chosen per row of the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from pathlib import Path
+from typing import Callable, Iterator
+
+import yaml
+
+from ..errors import UserError
+from ..inference import SamplingConfig
+from ..prompting import with_persona_system
+from ..settings import Settings
+from . import stats
+from .battle import ArenaSession, Battle, Limits, new_battle, voter_id
+from .streaming import PairBatcher, PairUpdate
+from .sync import VoteSync
+from .votes import VoteStore, votes_path
+
+log = logging.getLogger(__name__)
+BASE_ID = stats.BASE_ID
+
+
+def finished_runs(runs_dir: Path) -> dict[str, Path]:
+    """run id -> adapter folder, for every finished run with an adapter."""
+    out = {}
+    if not runs_dir.is_dir():
+        return out
+    for run in sorted(runs_dir.iterdir()):
+        try:
+            status = json.loads((run / "status.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if status.get("state") == "finished" and (run / "adapter" / "adapter_config.json").is_file():
+            out[run.name] = run / "adapter"
+    return out
+
+
+def load_eval_prompts(persona_dir: Path) -> list[dict]:
+    """Eval-set prompts as {id, category, text, context}: `text` is the `prompt` or the last user
+    message of `messages`; `context` is what came before it (task context, earlier turns)."""
+    path = persona_dir / "eval.yaml"
+    if not path.is_file():
+        return []
+    data = yaml.safe_load(path.read_text()) or {}
+    out = []
+    for p in data.get("prompts") or []:
+        if p.get("prompt"):
+            out.append({"id": p["id"], "category": p.get("category"), "text": p["prompt"], "context": []})
+        elif p.get("messages"):
+            msgs = p["messages"]
+            last = max(i for i, m in enumerate(msgs) if m.get("role") == "user")
+            out.append({"id": p["id"], "category": p.get("category"), "text": msgs[last]["content"],
+                        "context": [dict(m) for m in msgs[:last]]})
+    return out
+
+
+class Arena:
+    def __init__(self, settings: Settings, engine: Callable[[], object], *, limits: Limits = Limits(),
+                 store: VoteStore | None = None, sync: VoteSync | None = None, temperature: float = 0.7):
+        self.settings = settings
+        self._engine = engine
+        self.limits = limits
+        self.temperature = temperature
+        self.store = store or VoteStore(votes_path(settings))
+        self.sync = sync
+        self._salt = self._load_salt()
+        # Battles waiting for the model are answered together (see PairBatcher).
+        self.batcher = PairBatcher(engine, max_battles=limits.batch_battles)
+
+    def _load_salt(self) -> bytes:
+        """A server-side secret so anonymous voter ids cannot be linked back to a session."""
+        path = Path(self.settings.state_dir) / "arena" / "voter_salt"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(secrets.token_bytes(32))
+        return path.read_bytes()
+
+    # ---- contenders -----------------------------------------------------------------------------
+    def contenders(self) -> dict[str, Path | None]:
+        return {BASE_ID: None, **finished_runs(self.settings.runs_dir)}
+
+    def display_name(self, model: str) -> str:
+        if model == BASE_ID:
+            return f"base model ({Path(self.settings.base_model).name}) with the persona prompt"
+        return f"adapter from run {model}"
+
+    def system_prompt(self) -> str | None:
+        from ..spec import load_persona
+
+        try:
+            return load_persona(self.settings.persona_dir()).spec.system_prompt
+        except Exception as exc:  # a broken persona must not take the public arena down
+            log.warning("arena: persona not loadable (%s); no system prompt", exc)
+            return None
+
+    def eval_prompts(self) -> list[dict]:
+        return load_eval_prompts(self.settings.persona_dir())
+
+    # ---- sessions -------------------------------------------------------------------------------
+    def session(self, state: ArenaSession | None, username: str | None, session_hash: str | None) -> ArenaSession:
+        s = state if isinstance(state, ArenaSession) else ArenaSession()
+        if s.voter_id is None or (username and s.voter_id != f"hf:{username}"):
+            s.voter_id = voter_id(username, session_hash, self._salt)
+        return s
+
+    def draw_prompt(self, s: ArenaSession, rng_seed: int | None = None) -> str:
+        prompts = self.eval_prompts()
+        if not prompts:
+            raise UserError(f"No eval set found ({self.settings.persona_dir() / 'eval.yaml'}): type a prompt instead.")
+        import random
+
+        p = random.Random(rng_seed).choice(prompts) if rng_seed is not None else secrets.choice(prompts)
+        s.pending_prompt = p
+        return p["text"]
+
+    def new_battle(self, s: ArenaSession) -> ArenaSession:
+        s.battle = None
+        s.pending_prompt = None
+        return s
+
+    # ---- a turn ---------------------------------------------------------------------------------
+    def send(self, s: ArenaSession, text: str) -> Iterator[PairUpdate]:
+        """Add the voter's turn to the battle (starting one if needed) and stream both replies."""
+        text = (text or "").strip()
+        if not text:
+            raise UserError("Type a prompt (or press 'Draw a prompt from the eval set') first.")
+        if len(text) > self.limits.max_prompt_chars:
+            raise UserError(f"The prompt is {len(text)} characters; the Arena takes at most "
+                            f"{self.limits.max_prompt_chars}. Shorten it.")
+        b = s.battle
+        if b is not None and b.state == "generating":
+            raise UserError("Both models are still answering: wait for the two replies.")
+        s.check_rate(self.limits)
+        if b is None or b.state == "voted":
+            pending = s.pending_prompt if (s.pending_prompt and s.pending_prompt["text"] == text) else None
+            contenders = self.contenders()
+            b = new_battle(list(contenders), prompt_id=pending and pending["id"],
+                           category=pending and pending["category"])
+            s.battle = b
+            context = pending["context"] if pending else None
+        else:
+            context = None
+        s.pending_prompt = None
+        b.add_user_turn(text, self.limits, context)
+        try:
+            yield from self._generate(b)
+        finally:
+            b.abort_turn()  # no-op when the turn finished; drops the turn if the voter left mid-stream
+
+    def _generate(self, b: Battle) -> Iterator[PairUpdate]:
+        engine = self._engine()
+        contenders = self.contenders()
+        adapters = []
+        for model in b.models:
+            if model == BASE_ID:
+                adapters.append(None)
+                continue
+            folder = contenders.get(model)
+            if folder is None:
+                raise UserError("The run behind one side of this battle is gone; press 'New battle'.")
+            if engine.adapters.get(model) != str(folder):
+                # attach_adapter takes the engine's lock: skip it when attached already, so a
+                # battle does not wait for the running batch before it can join the next one
+                engine.attach_adapter(model, folder)
+            adapters.append(model)
+        system = self.system_prompt()
+        sampling = SamplingConfig(max_new_tokens=self.limits.max_new_tokens, temperature=self.temperature,
+                                  seed=(b.seed + b.turns) % (2 ** 31))
+        # Show the voter's turn and two "waiting" bubbles at once, before the model (and the
+        # queue for it) gets to this battle.
+        yield PairUpdate("", "", False, False, None, 0.0)
+        last = None
+        for last in self.batcher.stream(with_persona_system(b.conv_left, system),
+                                        with_persona_system(b.conv_right, system), adapters[0], adapters[1], sampling):
+            if last.done:
+                break
+            yield last
+        assert last is not None
+        b.finish_turn(last.left, last.right)
+        yield last
+
+    # ---- the vote -------------------------------------------------------------------------------
+    def vote(self, s: ArenaSession, choice: str) -> dict:
+        """Record the vote (once per battle) and return the reveal: both model ids and names."""
+        b = s.battle
+        if b is None:
+            raise UserError("Start a battle first: send a prompt, read both replies, then vote.")
+        b.cast_vote(choice)
+        row = b.vote_row(s.voter_id or "anon:unknown",
+                         sampling={"max_new_tokens": self.limits.max_new_tokens, "temperature": self.temperature},
+                         meta={"persona": self.settings.persona, "base_model": self.settings.base_model})
+        stored = self.store.record(row)
+        if stored:
+            s.battles_voted += 1
+            if self.sync is not None:
+                try:
+                    self.sync.add(row)
+                except OSError as exc:  # the local vote is safe; the copy will be retried next time
+                    log.warning("arena sync: %s", exc)
+        r = b.reveal()
+        return {**r, "left_name": self.display_name(r["left"]), "right_name": self.display_name(r["right"])}
+
+    def traits(self, s: ArenaSession, answers: dict[str, str]) -> int:
+        b = s.battle
+        if b is None or b.state != "voted":
+            raise UserError("Vote on the battle first; the trait questions come after the vote.")
+        return self.store.record_traits(b.id, answers)
+
+    # ---- results --------------------------------------------------------------------------------
+    def results(self, judge: list[dict] | None = None) -> dict:
+        if judge is None:
+            judge = stats.judge_verdicts(self.settings.runs_dir)
+        return stats.summarize(self.store.votes(), judge)
+
+    def export(self, out: str | Path, fmt: str) -> int:
+        return self.store.export(out, fmt)

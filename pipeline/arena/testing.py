@@ -1,0 +1,33 @@
+"""A real (untrained) LoRA adapter in a finished run folder, for tests and the load benchmark.
+
+`init_lora_weights=False` gives random, non-zero A and B matrices, so the adapter really
+changes the model's replies (a freshly initialised LoRA has B = 0 and would answer exactly like
+the base) without any training time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+def make_finished_run(runs_dir: str | Path, base_model_dir: str | Path, run_id: str = "run-demo", *,
+                      seed: int = 0, r: int = 8) -> Path:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    run = Path(runs_dir) / run_id
+    adapter = run / "adapter"
+    if (adapter / "adapter_config.json").is_file():
+        return run
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_pretrained(str(base_model_dir))
+    cfg = LoraConfig(r=r, lora_alpha=2 * r, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                     task_type="CAUSAL_LM")
+    peft_model = get_peft_model(model, cfg)
+    peft_model.save_pretrained(adapter)
+    (run / "status.json").write_text(json.dumps({"state": "finished", "updated_at": time.time()}))
+    (run / "config.yaml").write_text(f"base_model: {base_model_dir}\n# made by pipeline.arena.testing\n")
+    return run

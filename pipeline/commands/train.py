@@ -1,0 +1,198 @@
+"""`python -m pipeline train ...`: train a LoRA adapter, plan its size first, follow a run.
+
+    python -m pipeline train --persona taskmaster --base smollm2-135m --out runs/demo --preset cpu-demo
+    python -m pipeline train --resume runs/demo                 # continue from the last checkpoint
+    python -m pipeline train plan --base llama-3.1-8b-instruct --rank 16 --targets all [--json]
+    python -m pipeline train status runs/demo [--json]
+    python -m pipeline train list [--json]
+
+Under several GPUs the same entry point runs unchanged with
+`accelerate launch -m pipeline train ...` (the Trainer reads the launcher's environment).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ..errors import UserError
+
+TARGET_ALIASES = {
+    "all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "attn": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    "mlp": ["gate_proj", "up_proj", "down_proj"],
+}
+
+
+def parse_targets(text: str) -> list[str]:
+    out: list[str] = []
+    for part in (p.strip() for p in text.replace(" ", ",").split(",")):
+        if not part:
+            continue
+        for m in TARGET_ALIASES.get(part, [part]):
+            if m not in out:
+                out.append(m)
+    return out
+
+
+def register(sub) -> None:
+    from ..train.config import preset_names
+
+    p = sub.add_parser("train", help="train a LoRA adapter (plan its size first; follow, stop, resume a run)",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="seed", choices=preset_names(), help="starting config (default: seed)")
+    p.add_argument("--config", help="a YAML TrainConfig (or a run's config.yaml) to start from instead of a preset")
+    p.add_argument("--persona", help="persona name or folder (default: the studio's)")
+    p.add_argument("--base", help="base model: registry name, local folder or Hub id (default: the studio's)")
+    p.add_argument("--data", help="JSONL of records (default: <persona>/train.jsonl); approved records only")
+    p.add_argument("--out", help="run folder (default: runs/<time>-<preset>)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint, with its own config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any TrainConfig setting, e.g. --set lr_scheduler=linear --set lora.dropout=0.05")
+    for flag, key, typ in [("--rank", "lora.r", int), ("--alpha", "lora.alpha", int), ("--dropout", "lora.dropout", float),
+                           ("--epochs", "epochs", float), ("--batch-size", "batch_size", int),
+                           ("--grad-accum", "grad_accum", int), ("--lr", "learning_rate", float),
+                           ("--warmup-steps", "warmup_steps", int), ("--max-length", "max_length", int),
+                           ("--max-steps", "max_steps", int), ("--save-steps", "save_steps", int),
+                           ("--threads", "num_threads", int), ("--seed", "seed", int)]:
+        p.add_argument(flag, dest=key, type=typ, default=None, help=f"TrainConfig {key}")
+    p.add_argument("--targets", help="comma list of modules or all|attention|mlp")
+    p.add_argument("--backend", choices=["auto", "trl", "unsloth"])
+    p.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"])
+    p.add_argument("--batching", choices=["padded", "grouped", "packed"])
+    p.add_argument("--save-strategy", dest="save_strategy", choices=["epoch", "steps"])
+    p.add_argument("--quiet", action="store_true", help="no per-step lines (the progress bar stays)")
+    p.set_defaults(handler=_train)
+
+    s = p.add_subparsers(dest="train_cmd", metavar="[plan|status|list]")
+    s.required = False
+    pl = s.add_parser("plan", help="trainable parameters, adapter file size and memory, before training")
+    pl.add_argument("--base", dest="plan_base", help="base model (default: the studio's)")
+    pl.add_argument("--rank", dest="plan_rank", type=int, default=16)
+    pl.add_argument("--targets", dest="plan_targets", default="all", help="comma list or all|attention|mlp")
+    pl.add_argument("--dtype", default="auto", help="adapter dtype: auto (what a run saves), bfloat16, float32")
+    pl.add_argument("--max-mb", type=float, help="size limit (default: the persona spec's deployment.max_adapter_mb)")
+    pl.add_argument("--persona", dest="plan_persona", help="persona whose limit applies (default: the studio's)")
+    pl.add_argument("--batch-size", dest="plan_batch", type=int, default=2)
+    pl.add_argument("--max-length", dest="plan_len", type=int, default=2048)
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(handler=_plan)
+    st = s.add_parser("status", help="state, progress and summary of a run folder")
+    st.add_argument("run")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(handler=_status)
+    ls = s.add_parser("list", help="the run folders under runs/, newest first")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=_list)
+
+
+def _list(args, settings) -> int:
+    from ..train.runner import list_runs
+
+    rows = list_runs(settings.runs_dir)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print(f"no runs under {settings.runs_dir}; start one with `python -m pipeline train --preset cpu-demo`")
+    for r in rows:
+        loss = f"loss {r['first_loss']:.3f} -> {r['final_loss']:.3f}" if r.get("final_loss") is not None else ""
+        print(f"{r['run']:<32} {r['state']:<9} {r['base_model'] or '':<20} r={r['r']} {loss}  {r['path']}")
+    return 0
+
+
+def _set(d: dict, dotted: str, value) -> None:
+    parts = dotted.split(".")
+    for k in parts[:-1]:
+        d = d.setdefault(k, {})
+    d[parts[-1]] = value
+
+
+def build_config_values(args, settings) -> dict:
+    """Preset (or --config file) + flags -> the raw dict `parse_config` validates."""
+    import yaml
+
+    from ..train.config import _deep_merge, preset_overrides
+
+    if args.config:
+        raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+        base = raw.get("train", raw) if isinstance(raw, dict) else {}
+    else:
+        base = preset_overrides(args.preset)
+    flags: dict = {}
+    for key in ("lora.r", "lora.alpha", "lora.dropout", "epochs", "batch_size", "grad_accum", "learning_rate",
+                "warmup_steps", "max_length", "max_steps", "save_steps", "num_threads", "seed", "backend",
+                "precision", "batching", "save_strategy", "data"):
+        v = getattr(args, key, None)
+        if v is not None:
+            _set(flags, key, v)
+    if args.targets:
+        _set(flags, "lora.target_modules", parse_targets(args.targets))
+    flags["persona"] = args.persona or base.get("persona") or settings.persona
+    flags["base_model"] = args.base or base.get("base_model") or settings.base_model
+    for item in args.set:
+        if "=" not in item:
+            raise UserError(f"--set {item!r}: write KEY=VALUE, e.g. --set lr_scheduler=linear")
+        k, v = item.split("=", 1)
+        _set(flags, k.strip(), yaml.safe_load(v))
+    return _deep_merge(base, flags)
+
+
+def _train(args, settings) -> int:
+    from ..train.runner import run_training
+
+    if args.resume:
+        summary = run_training(None, args.resume, settings, resume=True, echo=not args.quiet)
+    else:
+        values = build_config_values(args, settings)
+        out = Path(args.out) if args.out else settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.preset}"
+        summary = run_training(values, out, settings, echo=not args.quiet)
+    return 0 if summary.get("state") in ("finished", "stopped") or summary.get("stopped") else 1
+
+
+def _plan(args, settings) -> int:
+    from ..spec import SpecError, load_persona
+    from ..train.plan import plan
+    from ..train.runner import persona_folder
+
+    limit = args.max_mb
+    if limit is None:
+        try:
+            limit = load_persona(persona_folder(args.plan_persona or settings.persona, settings)).spec.deployment.max_adapter_mb
+        except SpecError:
+            limit = None
+    targets = parse_targets(args.plan_targets)
+    if not targets:
+        raise UserError("--targets: name at least one module (e.g. q_proj,v_proj or all)")
+    p = plan(args.plan_base or settings.base_model, args.plan_rank, targets, settings=settings,
+             adapter_dtype=args.dtype, max_adapter_mb=limit, batch_size=args.plan_batch, max_length=args.plan_len)
+    if args.json:
+        print(json.dumps(p.to_dict(), indent=2))
+    else:
+        print("\n".join(p.summary_lines()))
+    return 0
+
+
+def _status(args, settings) -> int:
+    from ..train.runner import SUMMARY, read_metrics, run_status
+
+    st = run_status(args.run)
+    metrics = read_metrics(args.run)
+    summary_path = Path(args.run) / SUMMARY
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    if args.json:
+        print(json.dumps({"status": st, "last_metrics": metrics[-1] if metrics else None, "summary": summary}, indent=2))
+        return 0
+    print(f"{args.run}: {st['state']}" + (f" ({st['error']})" if st.get("error") else ""))
+    if st.get("max_steps"):
+        print(f"  step {st.get('step', 0)}/{st['max_steps']}" + (f", ETA {st['eta_s']:.0f}s" if st.get("eta_s") and st["state"] == "running" else ""))
+    if metrics:
+        print(f"  loss {metrics[0]['loss']:.4f} (step {metrics[0]['step']}) -> {metrics[-1]['loss']:.4f} (step {metrics[-1]['step']})")
+    if summary:
+        print(f"  adapter {summary['adapter_size_bytes']:,} bytes, runtime {summary['runtime_s']}s, "
+              f"{summary['n_examples']} conversations, data sha256 {summary['data_sha256'][:12]}")
+    if st["resumable"]:
+        print(f"  resume with: python -m pipeline train --resume {args.run}")
+    return 0

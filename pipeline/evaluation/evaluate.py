@@ -1,0 +1,240 @@
+"""run_eval: the seed's Phase 3 on a training run folder.
+
+    python -m pipeline eval --run runs/<id> [--judge rubric|llm] [--eval-set FILE] [--limit N]
+
+Reads runs/<id>/config.yaml (base_model, persona), train_summary.json (final_loss,
+adapter_size_bytes) and adapter/. Base and adapter answer every eval prompt (one ChatEngine:
+the base weights once, the adapter attached by name, the base answering with it disabled;
+the persona system prompt for both). Both sets of replies are judged, the A/B pairs are
+judged in both orders, metrics and gates computed, and runs/<id>/eval/ gets:
+
+    EVALUATION_RESULTS.json   the versioned results (pipeline/evaluation/results.py)
+    summary.md                the readable summary
+    responses_base.jsonl      the base model's replies, with their verdicts
+    responses_adapter.jsonl   the adapter's replies, with their verdicts
+    ab_pairs.jsonl            every A/B pair with both orders' picks
+
+Replies already on disk with the same reuse key (prompt, base, adapter hash, sampling,
+system prompt) are reused, so judging again with another judge does not regenerate.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import UserError
+from ..inference import ChatEngine, SamplingConfig
+from ..jsonl import read_jsonl, write_json, write_jsonl, atomic_write_text
+from ..judges import JUDGE_KINDS, get_judge, get_pairwise
+from ..judges.base import JudgeItem
+from ..judges.pairwise import PairItem
+from ..spec import load_persona
+from .evalset import file_sha256, load_eval_set
+from .gates import check_quality_gates, decision
+from .metrics import ab_summary, compute_metrics, worst_replies
+from .plan import build_plan, failing_rows
+from .respond import ADAPTER_NAME, EVAL_MAX_NEW_TOKENS, adapter_problems, dir_sha256, generate_replies, reply_key
+from .results import RESULTS_FILE, SCHEMA_VERSION, EvaluationResults
+from .summary import render_summary
+
+EVAL_DIR = "eval"
+EVAL_SET_FILE = "eval.yaml"
+
+
+@dataclass
+class EvalConfig:
+    run_dir: Path
+    judge: str = "rubric"
+    eval_set: Path | None = None  # default: <persona>/eval.yaml
+    persona: Path | None = None  # default: the run's config.yaml `persona`
+    base: str | None = None  # default: the run's config.yaml `base_model`
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=EVAL_MAX_NEW_TOKENS))
+    batch_size: int = 8
+    limit: int | None = None  # first N prompts only (a quick look; gates then say so via n)
+    out_dir: Path | None = None  # default: <run_dir>/eval
+
+    def problems(self, settings) -> list[str]:
+        """Every problem at once, each naming what to change."""
+        p = []
+        run = Path(self.run_dir)
+        if self.judge not in JUDGE_KINDS:
+            p.append(f"--judge: {self.judge!r}; choose one of {', '.join(JUDGE_KINDS)}")
+        if self.judge == "llm" and not settings.judge.configured:
+            p.append("--judge llm: no judge endpoint configured; set OPENAI_API_KEY (and OPENAI_BASE_URL for a local "
+                     "server) or TASKMASTER_JUDGE_BASE_URL, or use --judge rubric")
+        if not run.is_dir():
+            p.append(f"--run: {run} is not a folder; pass a training run folder (runs/<id>)")
+        else:
+            cfg = run / "config.yaml"
+            if not cfg.is_file() and (self.base is None or self.persona is None):
+                p.append(f"--run: {cfg} not found; pass a finished training run, or give --base and --persona")
+            p += [x.replace("adapter:", "--run:") for x in adapter_problems(run / "adapter")]
+        if self.eval_set is not None and not Path(self.eval_set).is_file():
+            p.append(f"--eval-set: {self.eval_set} not found")
+        s = self.sampling
+        if s.max_new_tokens < 1:
+            p.append(f"--max-new-tokens: {s.max_new_tokens}; must be at least 1")
+        if s.temperature < 0:
+            p.append(f"--temperature: {s.temperature}; must be 0 (greedy) or more")
+        if self.batch_size < 1:
+            p.append(f"--batch-size: {self.batch_size}; must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            p.append(f"--limit: {self.limit}; must be at least 1")
+        return p
+
+
+def read_run(run_dir: Path) -> tuple[dict, dict, list[str]]:
+    """(config.yaml, train_summary.json, what is missing) — tolerant: a missing file or key is
+    reported, and the gate that needs it fails with that reason."""
+    missing, cfg, summ = [], {}, {}
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        missing.append("config.yaml")
+    except yaml.YAMLError as exc:
+        missing.append(f"config.yaml (not valid YAML: {exc})")
+    try:
+        summ = json.loads((run_dir / "train_summary.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        missing.append("train_summary.json (final_train_loss gate cannot be computed)")
+    except json.JSONDecodeError:
+        missing.append("train_summary.json (not valid JSON)")
+    for k in ("base_model", "persona"):
+        if cfg and k not in cfg:
+            missing.append(f"config.yaml: {k}")
+    if summ and summ.get("final_loss") is None:
+        missing.append("train_summary.json: final_loss (final_train_loss gate cannot be computed)")
+    return cfg, summ, missing
+
+
+def _reuse(path: Path, keys: dict[str, str]) -> list[dict] | None:
+    if not path.is_file():
+        return None
+    try:
+        rows = {r["id"]: r for r in read_jsonl(path)}
+    except (ValueError, KeyError):
+        return None
+    if all(i in rows and rows[i].get("key") == k for i, k in keys.items()):
+        return [rows[i] for i in keys]
+    return None
+
+
+def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, judge=None, pairwise=None,
+             echo=print) -> dict:
+    problems = cfg.problems(settings)
+    if problems:
+        raise UserError("eval settings:\n  " + "\n  ".join(problems))
+    t_start = time.perf_counter()
+    timing: dict[str, float] = {}
+    run = Path(cfg.run_dir)
+    run_cfg, train, missing = read_run(run)
+    persona_dir = Path(cfg.persona or run_cfg.get("persona") or settings.persona_dir())
+    persona = load_persona(persona_dir)
+    spec = persona.spec
+    base = cfg.base or run_cfg.get("base_model") or settings.base_model
+    eval_path = Path(cfg.eval_set or persona_dir / EVAL_SET_FILE)
+    prompts = load_eval_set(eval_path)
+    if cfg.limit:
+        prompts = prompts[:cfg.limit]
+    adapter_dir = run / "adapter"
+    adapter_sha = dir_sha256(adapter_dir)
+    size = train.get("adapter_size_bytes")
+    if size is None:
+        size = sum(p.stat().st_size for p in adapter_dir.iterdir() if p.is_file() and p.suffix in (".safetensors", ".bin")) or None
+    out_dir = Path(cfg.out_dir or run / EVAL_DIR)
+    system_prompt = run_cfg.get("system_prompt") or spec.system_prompt
+    judge = judge or get_judge(cfg.judge, persona, settings)
+    pairwise = pairwise or get_pairwise(cfg.judge, persona, settings, judge=judge if cfg.judge == "rubric" else None)
+    echo(f"eval {run}: {len(prompts)} prompts from {eval_path}, base {base}, judge {judge.name}")
+
+    # ---- generation (reused when the same replies are already on disk) --------------------
+    rows_by_model = {}
+    for label, adapter, sha in (("base", None, None), ("adapter", ADAPTER_NAME, adapter_sha)):
+        keys = {p.id: reply_key(p, base, sha, cfg.sampling, system_prompt) for p in prompts}
+        path = out_dir / f"responses_{label}.jsonl"
+        rows = _reuse(path, keys)
+        if rows is not None:
+            echo(f"  {label}: reusing {len(rows)} replies from {path}")
+            timing[f"generate_{label}_s"] = "reused"
+        else:
+            if engine is None:
+                engine = ChatEngine(base, settings)
+            if adapter is not None:
+                engine.attach_adapter(ADAPTER_NAME, adapter_dir)
+            t0 = time.perf_counter()
+            rows = generate_replies(engine, prompts, adapter, cfg.sampling, system_prompt, cfg.batch_size,
+                                    base=base, adapter_sha=sha, echo=echo)
+            timing[f"generate_{label}_s"] = round(time.perf_counter() - t0, 1)
+            write_jsonl(path, rows)  # saved before judging: a judge failure loses no generation
+        rows_by_model[label] = rows
+
+    # ---- judging --------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    for label, rows in rows_by_model.items():
+        verdicts = judge.judge_batch([JudgeItem(r["id"], r["messages"], r["reply"], r.get("category")) for r in rows])
+        for r, v in zip(rows, verdicts):
+            r["verdict"] = v.to_dict()
+        write_jsonl(out_dir / f"responses_{label}.jsonl", rows)
+    timing["judge_s"] = round(time.perf_counter() - t0, 2)
+    t0 = time.perf_counter()
+    base_rows, ad_rows = rows_by_model["base"], rows_by_model["adapter"]
+    pairs = pairwise.judge_pairs([PairItem(a["id"], a["messages"], a["reply"], b["reply"], a.get("category"))
+                                  for a, b in zip(ad_rows, base_rows)])
+    pair_dicts = [p.to_dict() for p in pairs]
+    write_jsonl(out_dir / "ab_pairs.jsonl", pair_dicts)
+    timing["ab_s"] = round(time.perf_counter() - t0, 2)
+
+    # ---- metrics, gates, results ---------------------------------------------------------------
+    ma, mb = compute_metrics(ad_rows, spec), compute_metrics(base_rows, spec)
+    ab = ab_summary(pair_dicts)
+    passed, gates = check_quality_gates(ma, spec, ab=ab, train=train, adapter_size_bytes=size)
+    per_cat = []
+    for c in ma["per_category"]:
+        am, bm = ma["per_category"][c]["overall_mean"], mb["per_category"].get(c, {}).get("overall_mean")
+        per_cat.append({"category": c, "n": ma["per_category"][c]["n"], "base_mean": bm, "adapter_mean": am,
+                        "delta": round(am - bm, 3) if am is not None and bm is not None else None,
+                        "base_violations": mb["per_category"].get(c, {}).get("violations"),
+                        "adapter_violations": ma["per_category"][c]["violations"]})
+    improvement = {
+        "overall": round(ma["overall_mean"] - mb["overall_mean"], 3)
+        if ma["overall_mean"] is not None and mb["overall_mean"] is not None else None,
+        "traits": {t: round(ma["trait_means"][t] - mb["trait_means"][t], 3)
+                   if ma["trait_means"].get(t) is not None and mb["trait_means"].get(t) is not None else None
+                   for t in spec.trait_ids},
+        "violation_rate": round(ma["violation_rate"] - mb["violation_rate"], 4)
+        if ma["violation_rate"] is not None and mb["violation_rate"] is not None else None,
+    }
+    timing["total_s"] = round(time.perf_counter() - t_start, 1)
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "decision": decision(passed),
+        "gates": [g.to_dict() for g in gates],
+        "metrics": {"adapter": ma, "base": mb, "improvement": improvement},
+        "ab": {**ab, "judge": pairwise.name, "pairs": [{k: p[k] for k in ("id", "winner", "orders", "consistent", "ok", "error")}
+                                                         for p in pair_dicts]},
+        "judge": {"kind": getattr(judge, "kind", cfg.judge), "name": judge.name, "model": getattr(judge, "model", None),
+                  "prompt_version": getattr(judge, "prompt_version", None), "heuristic": cfg.judge == "rubric",
+                  "pairwise": pairwise.name},
+        "eval_set": {"path": str(eval_path), "sha256": file_sha256(eval_path), "n": len(prompts),
+                     "limit": cfg.limit},
+        "adapter": {"path": str(adapter_dir), "sha256": adapter_sha, "size_bytes": size},
+        "run_config": {"run_dir": str(run), "base_model": base, "persona": str(persona_dir), "config": run_cfg,
+                       "train_summary": train, "missing": missing},
+        "sampling": cfg.sampling.to_dict(),
+        "timing": timing,
+        "per_category": per_cat,
+        "worst_replies": worst_replies(ad_rows),
+        "failing": failing_rows(ad_rows, spec),
+    }
+    results["plan"] = build_plan(results, spec)
+    EvaluationResults.model_validate(results)  # the schema is a contract: never write one that breaks it
+    write_json(out_dir / RESULTS_FILE, results)
+    atomic_write_text(out_dir / "summary.md", render_summary(results))
+    echo(f"wrote {out_dir / RESULTS_FILE} and {out_dir / 'summary.md'} ({timing['total_s']}s)")
+    return results

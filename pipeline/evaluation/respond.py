@@ -1,0 +1,126 @@
+"""Batch generation for a prompt file: `python -m pipeline respond --base NAME [--adapter DIR]
+--prompts FILE --out FILE.jsonl`. One row per prompt:
+
+    {"id", "category", "tags", "messages", "reply", "model": {"base", "adapter", "adapter_sha256"},
+     "sampling": {...SamplingConfig...}, "system_prompt": bool, "key": "<reuse key>"}
+
+The persona system prompt is added to every conversation (pipeline/prompting.py), for the
+base and the adapter alike. `key` hashes everything that decides a reply (prompt, base,
+adapter hash, sampling, system prompt), so an evaluation can reuse replies it already has.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+from ..inference import ChatEngine, SamplingConfig
+from ..jsonl import write_jsonl
+from ..prompting import with_persona_system
+from .evalset import EvalPrompt, load_eval_set
+
+ADAPTER_NAME = "candidate"
+# 96 new tokens ~ 70 words: the persona's replies are 20-120 words, and at ~17 tokens/s on 2
+# CPU cores a 64-prompt eval x 2 models stays at a few minutes (batched 8 at a time).
+EVAL_MAX_NEW_TOKENS = 96
+
+
+def dir_sha256(folder: str | Path) -> str:
+    """sha256 over the adapter's weight and config files (names and bytes, sorted)."""
+    h = hashlib.sha256()
+    folder = Path(folder)
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "adapter_config.json"):
+            h.update(p.name.encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def adapter_problems(adapter: str | Path) -> list[str]:
+    a = Path(adapter)
+    if not a.is_dir():
+        return [f"adapter: {a} is not a folder; pass the adapter folder (it holds adapter_config.json)"]
+    if not (a / "adapter_config.json").is_file():
+        return [f"adapter: {a} has no adapter_config.json; pass a PEFT adapter folder (e.g. runs/<id>/adapter)"]
+    return []
+
+
+def reply_key(p: EvalPrompt, base: str, adapter_sha: str | None, sampling: SamplingConfig, system_prompt: str | None) -> str:
+    blob = json.dumps({"m": p.messages, "base": base, "adapter": adapter_sha, "s": sampling.to_dict(),
+                       "sys": system_prompt}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class RespondConfig:
+    base: str
+    prompts: Path
+    out: Path | None = None
+    adapter: Path | None = None
+    persona: str | None = None  # persona folder whose system prompt frames every conversation
+    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=EVAL_MAX_NEW_TOKENS))
+    batch_size: int = 8
+    system_prompt: bool = True
+
+    def problems(self) -> list[str]:
+        p = []
+        if not Path(self.prompts).is_file():
+            p.append(f"prompts: {self.prompts} not found; pass eval.yaml or a JSONL file of {{id, prompt|messages}}")
+        if self.adapter is not None:
+            p += adapter_problems(self.adapter)
+        s = self.sampling
+        if s.max_new_tokens < 1:
+            p.append(f"max_new_tokens: {s.max_new_tokens}; must be at least 1")
+        if s.temperature < 0:
+            p.append(f"temperature: {s.temperature}; must be 0 (greedy) or more")
+        if not 0 < s.top_p <= 1:
+            p.append(f"top_p: {s.top_p}; must be in (0, 1]")
+        if self.batch_size < 1:
+            p.append(f"batch_size: {self.batch_size}; must be at least 1")
+        return p
+
+    def check(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise UserError("respond settings:\n  " + "\n  ".join(problems))
+
+
+def generate_replies(engine: ChatEngine, prompts: list[EvalPrompt], adapter: str | None, sampling: SamplingConfig,
+                     system_prompt: str | None, batch_size: int = 8, *, base: str = "", adapter_sha: str | None = None,
+                     echo=None) -> list[dict]:
+    convs = [with_persona_system(p.messages, system_prompt) for p in prompts]
+    rows: list[dict] = []
+    t0 = time.perf_counter()
+    for i in range(0, len(convs), batch_size):
+        replies = engine.generate_batch(convs[i:i + batch_size], adapter, sampling, batch_size=batch_size)
+        for p, r in zip(prompts[i:i + batch_size], replies):
+            rows.append({**p.to_dict(), "reply": r, "model": {"base": base, "adapter": adapter, "adapter_sha256": adapter_sha},
+                         "sampling": sampling.to_dict(), "system_prompt": system_prompt is not None,
+                         "key": reply_key(p, base, adapter_sha, sampling, system_prompt)})
+        if echo:
+            echo(f"  {adapter or 'base'}: {len(rows)}/{len(convs)} replies ({time.perf_counter() - t0:.0f}s)")
+    return rows
+
+
+def respond(cfg: RespondConfig, settings, *, engine: ChatEngine | None = None, echo=None) -> list[dict]:
+    cfg.check()
+    prompts = load_eval_set(cfg.prompts)
+    system_prompt = None
+    if cfg.system_prompt:
+        from ..spec import load_persona
+
+        system_prompt = load_persona(cfg.persona or settings.persona_dir()).spec.system_prompt
+    engine = engine or ChatEngine(cfg.base, settings)
+    name, sha = None, None
+    if cfg.adapter is not None:
+        engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
+        name, sha = ADAPTER_NAME, dir_sha256(cfg.adapter)
+    rows = generate_replies(engine, prompts, name, cfg.sampling, system_prompt, cfg.batch_size,
+                            base=cfg.base, adapter_sha=sha, echo=echo)
+    if cfg.out is not None:
+        write_jsonl(cfg.out, rows)
+    return rows

@@ -1,0 +1,101 @@
+"""The TRL + PEFT backend (CPU, or CUDA without unsloth), and the trainer both backends share.
+
+Both backends hand `build_trainer` a PEFT model and a tokenizer; from there on the run is
+the same `SFTTrainer` over pre-tokenized rows (`input_ids` + assistant-only `labels`, see
+`pipeline.train.data`), so the run folder, metrics, checkpoints and adapter are identical.
+
+CPU speed (measured in benchmarks/train_throughput.py, numbers in docs/notes/5.md):
+  * torch threads = physical cores (hyper-threads share a core's FPU and only add contention);
+  * bf16 autocast where the CPU has AVX512-BF16/AMX;
+  * no gradient checkpointing on CPU: a 135M model's activations fit in RAM, and recomputing
+    the forward costs ~30% more time (TRL turns it on by default);
+  * length-grouped batches: rows of similar length share a batch, so little compute goes to
+    padding; the loss only reads assistant positions, and TRL's fused LM head then computes
+    logits for those positions only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import Resolved, TrainConfig
+
+
+class TrlBackend:
+    name = "trl"
+
+    def __init__(self, cfg: TrainConfig, res: Resolved):
+        self.cfg, self.res = cfg, res
+
+    def load(self, model_path: str):
+        """(model with fresh LoRA layers, tokenizer) from a local folder or cached Hub id."""
+        import torch
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        configure_threads(self.res)
+        tokenizer = AutoTokenizer.from_pretrained(model_path)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        # CPU: float32 masters, autocast to bf16 per op. CUDA: the base in the training precision.
+        dtype = torch.float32
+        if self.res.device == "cuda":
+            dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.res.precision, torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        if self.res.device == "cuda":
+            model.to("cuda")
+        lora = self.cfg.lora
+        layers = lora.layer_indices(model.config.get_text_config().num_hidden_layers)
+        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                                                 target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
+                                                 layers_to_transform=layers))
+        return model, tokenizer
+
+
+def configure_threads(res: Resolved) -> None:
+    if res.device == "cpu":
+        import torch
+
+        torch.set_num_threads(max(1, res.num_threads))
+
+
+def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Resolved, out_dir: Path,
+                  callbacks: list):
+    """The SFTTrainer both backends run: pre-tokenized rows, the config's schedule, checkpoints in out_dir."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    padding_free = cfg.batching == "packed"
+    ds = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
+    args = SFTConfig(
+        output_dir=str(out_dir / "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        optim=res.optim,
+        bf16=res.precision == "bf16",
+        fp16=res.precision == "fp16",
+        use_cpu=res.device == "cpu",
+        activation_checkpointing=res.gradient_checkpointing,
+        # rows are already truncated to max_length by pipeline.train.data; padding-free needs None here
+        max_length=None if padding_free else cfg.max_length,
+        padding_free=padding_free,
+        train_sampling_strategy="group_by_length" if cfg.batching == "grouped" else "random",
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy=cfg.save_strategy,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        dataloader_pin_memory=res.device == "cuda",
+        dataset_num_proc=None,
+        disable_tqdm=False,
+    )
+    return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer, callbacks=callbacks)

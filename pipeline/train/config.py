@@ -1,0 +1,374 @@
+"""`TrainConfig`: the one typed config of the training stage, its presets and its validation.
+
+The UI form, the CLI flags, `runs/<id>/config.yaml` and the orchestrator all build this
+object. Defaults are the seed's Phase 2 configuration (unsloth + TrainingArguments):
+
+    r=16, lora_alpha=16, lora_dropout=0, the seven projection modules,
+    3 epochs, per-device batch 2 x gradient accumulation 4 (= 8 conversations per optimizer step),
+    lr 2e-4 cosine with 10 warm-up steps, max_seq_length 2048, bf16, adamw_8bit.
+
+`precision="auto"` means bf16 where the hardware has it (CUDA with bf16, or a CPU with
+AVX512-BF16/AMX, where autocast runs ~1.7x faster than float32 on this project's CI machine),
+float32 otherwise. `optim="auto"` means 8-bit AdamW on CUDA (bitsandbytes) and plain AdamW
+elsewhere (bitsandbytes has no CPU kernels).
+
+`validate_config` collects every problem (field types and ranges, cross-field rules, the
+environment: model, data, hardware) and `parse_config` raises one `ConfigError` naming each
+setting to change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UserError
+
+ALL_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ATTENTION_MODULES = ALL_MODULES[:4]
+MLP_MODULES = ALL_MODULES[4:]
+
+
+class ConfigError(UserError):
+    """Every problem with a training config, one per line, each naming the setting to change."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid training config:\n  - " + "\n  - ".join(self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class LoraSettings(_Strict):
+    r: int = Field(16, ge=1, le=1024, description="LoRA rank")
+    alpha: int = Field(16, ge=1, description="LoRA alpha (scale = alpha / r)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] = Field(default_factory=lambda: list(ALL_MODULES), min_length=1)
+    # 0: every decoder layer (the seed). N: only the last N layers get adapters. On CPU this is the
+    # biggest saving there is: no layer below the lowest adapter needs a backward pass.
+    layers: int = Field(0, ge=0, description="adapt only the last N decoder layers (0 = all)")
+
+    def layer_indices(self, num_layers: int) -> list[int] | None:
+        if not self.layers or self.layers >= num_layers:
+            return None
+        return list(range(num_layers - self.layers, num_layers))
+
+
+class TrainConfig(_Strict):
+    # what to train
+    base_model: str = "smollm2-135m"  # registry name, local folder or Hub id (see pipeline.models)
+    persona: str = "taskmaster"  # persona name (data/personas/<name>) or a persona folder
+    data: str | None = None  # JSONL of records; default: <persona folder>/train.jsonl
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+
+    # the seed's optimisation settings
+    epochs: float = Field(3, gt=0)
+    batch_size: int = Field(2, ge=1)
+    grad_accum: int = Field(4, ge=1)
+    learning_rate: float = Field(2e-4, gt=0, lt=1)
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_steps: int = Field(10, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(2048, ge=16)
+    max_steps: int = Field(-1, ge=-1, description="-1: run the epochs; otherwise stop after this many optimizer steps")
+    seed: int = 3407  # unsloth's notebooks' seed; any fixed seed makes runs repeatable
+
+    # hardware
+    backend: Literal["auto", "trl", "unsloth"] = "auto"
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    optim: Literal["auto", "adamw_8bit", "adamw_torch"] = "auto"
+    gradient_checkpointing: Literal["auto", "on", "off"] = "auto"  # auto: on for CUDA, off on CPU
+    num_threads: int = Field(0, ge=0, description="torch threads on CPU; 0 = physical cores")
+
+    # How conversations are batched (measured in benchmarks/train_throughput.py, docs/notes/5.md):
+    #   packed   padding-free: a micro-batch is one row of whole conversations with position_ids,
+    #            attention kept inside each conversation; no pad token is ever computed (default)
+    #   grouped  length-grouped padded batches;  padded  random batches padded to the longest
+    batching: Literal["padded", "grouped", "packed"] = "packed"
+    adapter_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+
+    # bookkeeping
+    logging_steps: int = Field(1, ge=1)
+    save_strategy: Literal["epoch", "steps"] = "epoch"
+    save_steps: int = Field(20, ge=1)
+    save_total_limit: int = Field(2, ge=1)
+
+    # ---- serialisation ----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @property
+    def effective_batch(self) -> int:
+        return self.batch_size * self.grad_accum
+
+
+# ---- presets ---------------------------------------------------------------------------
+
+def _seed() -> dict:
+    return {}  # every default above is the seed's
+
+
+LAYERS_DEMO = 12
+
+
+def _cpu_demo() -> dict:
+    # Sized so that 3 epochs over the shipped ~230 conversations on the embedded 135M model
+    # finish in well under 10 minutes on 2 CPU cores (measured in docs/notes/5.md):
+    #  * r=8 on the seven projections of the last 12 of 30 layers: ~1M trainable parameters
+    #    (~2 MB in bf16), enough capacity for a style. The backward pass stops at layer 18, so a
+    #    step costs ~forward + 0.4 x backward instead of forward + backward (~1.4x fewer FLOPs).
+    #  * max_length 512: the longest shipped conversation with the ~110-token persona prompt is
+    #    well under it; it only bounds the rare outlier.
+    #  * batch 8 x accum 1, packed: the seed's 8 conversations per optimizer step as one
+    #    padding-free row of ~2,000 tokens (no pad token computed; see docs/notes/5.md for figures).
+    #  * lr 3e-4, 5 warm-up steps: ~90 optimizer steps in all, so the seed's 10 warm-up steps
+    #    would be 11% of the run; a slightly higher peak lr compensates for the small model.
+    return dict(
+        lora=dict(r=8, alpha=16, dropout=0.0, target_modules=list(ALL_MODULES), layers=LAYERS_DEMO),
+        batch_size=8, grad_accum=1, learning_rate=3e-4, warmup_steps=5, max_length=512,
+        batching="packed", save_strategy="steps", save_steps=20,
+    )
+
+
+def _smoke() -> dict:
+    # A few steps end to end: checks the machinery, not the persona.
+    return dict(lora=dict(r=8, alpha=16, target_modules=ATTENTION_MODULES), epochs=1, max_steps=5,
+                batch_size=4, grad_accum=1, warmup_steps=0, max_length=512, save_strategy="steps", save_steps=5)
+
+
+PRESETS: dict[str, tuple[str, Any]] = {
+    "seed": ("the seed's Phase 2 config: r=16/alpha=16 on all seven projections, 3 epochs, 2x4 batch, lr 2e-4 cosine", _seed),
+    "cpu-demo": ("quick CPU demo: r=8 on all seven projections of the last 12 layers, 3 epochs, 8 conversations per step (packed), max length 512", _cpu_demo),
+    "smoke": ("5 optimizer steps on the attention projections: checks that training works", _smoke),
+}
+
+
+def preset_names() -> list[str]:
+    return list(PRESETS)
+
+
+def preset_overrides(name: str) -> dict:
+    if name not in PRESETS:
+        raise ConfigError([f"preset: unknown preset {name!r}; use one of {', '.join(PRESETS)}"])
+    return PRESETS[name][1]()
+
+
+def preset(name: str, **overrides) -> TrainConfig:
+    """The named preset's TrainConfig, with `overrides` (validated like any config)."""
+    return parse_config(_deep_merge(preset_overrides(name), overrides))
+
+
+def _deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in (extra or {}).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+# ---- validation --------------------------------------------------------------------------
+
+def _field_problems(err: ValidationError) -> tuple[list[str], set[tuple]]:
+    problems, bad = [], set()
+    for e in err.errors():
+        loc = tuple(str(p) for p in e["loc"])
+        bad.add(loc)
+        where = ".".join(loc) or "(config)"
+        if e["type"] == "extra_forbidden":
+            known = ", ".join(TrainConfig.model_fields) if len(loc) == 1 else ", ".join(LoraSettings.model_fields)
+            problems.append(f"{where}: unknown setting (known: {known})")
+        else:
+            problems.append(f"{where}: {e['msg']} (got {e.get('input')!r})")
+    return problems, bad
+
+
+def _drop(values: dict, loc: tuple) -> None:
+    cur = values
+    for part in loc[:-1]:
+        if not isinstance(cur, dict) or part not in cur:
+            return
+        if not isinstance(cur[part], dict):
+            cur.pop(part, None)
+            return
+        cur = cur[part]
+    if isinstance(cur, dict):
+        cur.pop(loc[-1], None)
+
+
+def semantic_problems(cfg: TrainConfig) -> list[str]:
+    """Cross-field rules that need no model, data or hardware."""
+    p = []
+    mods = cfg.lora.target_modules
+    dup = sorted({m for m in mods if mods.count(m) > 1})
+    if dup:
+        p.append(f"lora.target_modules: {dup} listed twice; list each module once")
+    if any(not m.strip() or " " in m for m in mods):
+        p.append("lora.target_modules: module names must be non-empty and have no spaces (e.g. q_proj)")
+    if cfg.lora.alpha > 16 * cfg.lora.r:
+        p.append(f"lora.alpha: {cfg.lora.alpha} is over 16 x r ({cfg.lora.r}); that scales updates by "
+                 f"{cfg.lora.alpha / cfg.lora.r:g} and usually diverges; use alpha between r/2 and 2r")
+    if cfg.learning_rate > 1e-2:
+        p.append(f"learning_rate: {cfg.learning_rate:g} is too high for LoRA (diverges); use 1e-5 .. 1e-3 (seed: 2e-4)")
+    if cfg.backend == "unsloth" and cfg.precision == "fp32":
+        p.append("precision: unsloth trains in bf16/fp16; use precision auto, bf16 or fp16 with backend unsloth")
+    if cfg.optim == "adamw_8bit" and cfg.backend == "trl" and cfg.precision == "fp32":
+        pass  # allowed: bitsandbytes handles fp32 params on CUDA
+    return p
+
+
+def environment_problems(cfg: TrainConfig, hw: "Hardware") -> list[str]:
+    """Rules that depend on this machine (CUDA, bf16, unsloth installed)."""
+    p = []
+    if cfg.backend == "unsloth" and not hw.cuda:
+        p.append("backend: unsloth needs a CUDA GPU and none is visible; use backend trl (or auto) here")
+    elif cfg.backend == "unsloth" and not hw.unsloth:
+        p.append("backend: unsloth is not installed; `pip install -r requirements-gpu.txt` or use backend trl")
+    if cfg.precision == "bf16" and not hw.bf16:
+        p.append("precision: this machine has no bf16 support; use precision auto or fp32")
+    if cfg.precision == "fp16" and not hw.cuda:
+        p.append("precision: fp16 training needs CUDA; use precision auto, bf16 or fp32 on CPU")
+    if cfg.optim == "adamw_8bit" and not (hw.cuda and hw.bitsandbytes):
+        p.append("optim: adamw_8bit needs CUDA and bitsandbytes; use optim auto or adamw_torch here")
+    return p
+
+
+def validate_config(values: dict | TrainConfig, hw: "Hardware | None" = None) -> tuple[TrainConfig | None, list[str]]:
+    """(config or None, every problem). Field errors do not hide cross-field or environment ones:
+    invalid fields are dropped to their defaults for the remaining checks."""
+    raw = values.to_dict() if isinstance(values, TrainConfig) else dict(values or {})
+    problems: list[str] = []
+    cfg = None
+    try:
+        cfg = TrainConfig.model_validate(raw)
+    except ValidationError as err:
+        field_p, bad = _field_problems(err)
+        problems += field_p
+        trimmed = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
+        for loc in bad:
+            _drop(trimmed, loc)
+        try:
+            partial = TrainConfig.model_validate(trimmed)
+        except ValidationError:
+            partial = None
+        if partial is not None:
+            problems += semantic_problems(partial)
+            if hw is not None:
+                problems += environment_problems(partial, hw)
+        return None, problems
+    problems += semantic_problems(cfg)
+    if hw is not None:
+        problems += environment_problems(cfg, hw)
+    return (cfg if not problems else None), problems
+
+
+def parse_config(values: dict | TrainConfig, hw: "Hardware | None" = None) -> TrainConfig:
+    cfg, problems = validate_config(values, hw)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """A config.yaml (a run's own, or a hand-written one)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError([f"{path}: expected a mapping of settings"])
+    raw = raw.get("train", raw)  # a run's config.yaml keeps the TrainConfig under `train:`
+    return parse_config(raw)
+
+
+# ---- hardware ------------------------------------------------------------------------------
+
+class Hardware(BaseModel):
+    cuda: bool = False
+    bf16: bool = False
+    unsloth: bool = False
+    bitsandbytes: bool = False
+    device_name: str = "cpu"
+    gpu_memory_gb: float = 0.0
+    physical_cores: int = 1
+
+    @classmethod
+    def detect(cls) -> "Hardware":
+        import importlib.util
+        import os
+
+        import torch
+
+        cuda = torch.cuda.is_available()
+        if cuda:
+            bf16 = torch.cuda.is_bf16_supported()
+            props = torch.cuda.get_device_properties(0)
+            name, mem = props.name, props.total_memory / 2**30
+        else:
+            try:
+                bf16 = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            except Exception:
+                bf16 = False
+            name, mem = "cpu", 0.0
+        return cls(cuda=cuda, bf16=bf16, unsloth=cuda and importlib.util.find_spec("unsloth") is not None,
+                   bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None, device_name=name,
+                   gpu_memory_gb=round(mem, 1), physical_cores=_physical_cores() or (os.cpu_count() or 1))
+
+
+def _physical_cores() -> int | None:
+    """Physical cores (hyper-threads share one core's FPUs: more torch threads than cores is slower)."""
+    try:
+        seen = set()
+        core = phys = None
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("physical id"):
+                    phys = line.split(":")[1].strip()
+                elif line.startswith("core id"):
+                    core = line.split(":")[1].strip()
+                elif not line.strip() and core is not None:
+                    seen.add((phys, core))
+                    core = phys = None
+        import os
+
+        n = len(seen) or None
+        avail = len(os.sched_getaffinity(0))
+        return min(n, avail) if n else avail
+    except OSError:
+        return None
+
+
+class Resolved(BaseModel):
+    """What `auto` settings became on this machine (recorded in config.yaml)."""
+
+    backend: str
+    precision: str
+    optim: str
+    gradient_checkpointing: bool
+    num_threads: int
+    adapter_dtype: str
+    device: str
+
+
+def resolve(cfg: TrainConfig, hw: Hardware) -> Resolved:
+    backend = cfg.backend if cfg.backend != "auto" else ("unsloth" if hw.cuda and hw.unsloth else "trl")
+    precision = cfg.precision if cfg.precision != "auto" else ("bf16" if hw.bf16 else ("fp16" if hw.cuda else "fp32"))
+    optim = cfg.optim if cfg.optim != "auto" else ("adamw_8bit" if hw.cuda and hw.bitsandbytes else "adamw_torch")
+    gc = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and hw.cuda)
+    threads = cfg.num_threads or hw.physical_cores
+    # The adapter is saved in the training precision's dtype (half the bytes of float32 in bf16):
+    # that is what the deployment size limit is checked against.
+    adapter = cfg.adapter_dtype if cfg.adapter_dtype != "auto" else (
+        {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32"))
+    return Resolved(backend=backend, precision=precision, optim=optim, gradient_checkpointing=gc,
+                    num_threads=threads, adapter_dtype=adapter, device="cuda" if hw.cuda else "cpu")

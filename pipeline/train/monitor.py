@@ -1,0 +1,196 @@
+"""What the Train tab calls: form -> config/plan/command, start/stop a training job, read its progress.
+
+The tab holds no logic: each of its callbacks makes one call here. A run is started as a
+background job (`python -m pipeline train ... --out runs/<id>`, see pipeline.jobs) and
+everything shown about it is read back from the job's files and the run folder, so a page
+refresh, a second browser or a studio restart sees the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import UserError
+from ..settings import Settings
+from .config import ConfigError, TrainConfig, _deep_merge, preset_overrides, validate_config
+
+KIND = "train"
+# The form's fields, in order (each maps to a TrainConfig setting).
+FORM_FIELDS = ["preset", "base_model", "persona", "data", "r", "alpha", "dropout", "target_modules", "epochs",
+               "batch_size", "grad_accum", "learning_rate", "max_length", "warmup_steps", "max_steps", "batching"]
+
+
+def form_defaults(preset: str, settings: Settings) -> dict:
+    cfg = TrainConfig.model_validate(_deep_merge({"base_model": settings.base_model, "persona": settings.persona},
+                                                 preset_overrides(preset)))
+    return {"preset": preset, "base_model": cfg.base_model, "persona": cfg.persona, "data": cfg.data or "",
+            "r": cfg.lora.r, "alpha": cfg.lora.alpha, "dropout": cfg.lora.dropout,
+            "target_modules": list(cfg.lora.target_modules), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
+            "grad_accum": cfg.grad_accum, "learning_rate": cfg.learning_rate, "max_length": cfg.max_length,
+            "warmup_steps": cfg.warmup_steps, "max_steps": cfg.max_steps, "batching": cfg.batching}
+
+
+def _num(v, typ):
+    if v is None or v == "":
+        return None
+    try:
+        return typ(v)
+    except (TypeError, ValueError):
+        return v  # left as is: validation names the field
+
+
+def form_values(form: dict) -> tuple[str, dict]:
+    """(preset, the TrainConfig dict the form describes)."""
+    preset = form.get("preset") or "seed"
+    values = _deep_merge(preset_overrides(preset), {
+        "base_model": (form.get("base_model") or "").strip() or None,
+        "persona": (form.get("persona") or "").strip() or None,
+        "data": (form.get("data") or "").strip() or None,
+        "lora": {"r": _num(form.get("r"), int), "alpha": _num(form.get("alpha"), int),
+                 "dropout": _num(form.get("dropout"), float), "target_modules": list(form.get("target_modules") or [])},
+        "epochs": _num(form.get("epochs"), float), "batch_size": _num(form.get("batch_size"), int),
+        "grad_accum": _num(form.get("grad_accum"), int), "learning_rate": _num(form.get("learning_rate"), float),
+        "max_length": _num(form.get("max_length"), int), "warmup_steps": _num(form.get("warmup_steps"), int),
+        "max_steps": _num(form.get("max_steps"), int), "batching": form.get("batching") or None,
+    })
+    values = {k: v for k, v in values.items() if v is not None}
+    values["lora"] = {k: v for k, v in values["lora"].items() if v is not None}
+    return preset, values
+
+
+def command_argv(form: dict, out: str) -> list[str]:
+    """`python -m pipeline train ...` arguments that reproduce the form (preset + what differs from it)."""
+    preset, values = form_values(form)
+    base = _deep_merge(preset_overrides(preset), {})
+    argv = ["train", "--preset", preset]
+    if values.get("persona"):
+        argv += ["--persona", values["persona"]]
+    if values.get("base_model"):
+        argv += ["--base", values["base_model"]]
+    if values.get("data"):
+        argv += ["--data", values["data"]]
+    defaults = TrainConfig.model_validate(base).to_dict()
+    for k, v in values.items():
+        if k in ("persona", "base_model", "data"):
+            continue
+        if k == "lora":
+            for lk, lv in v.items():
+                if lv != defaults["lora"].get(lk):
+                    argv += ["--set", f"lora.{lk}={json.dumps(lv)}"]
+        elif v != defaults.get(k):
+            argv += ["--set", f"{k}={json.dumps(v)}"]
+    return argv + ["--out", out]
+
+
+def plan_report(form: dict, settings: Settings) -> str:
+    """Markdown: every config problem, or the size/memory plan (with the size warning) and the command."""
+    from .runner import persona_folder
+    from .plan import plan
+
+    _, values = form_values(form)
+    cfg, problems = validate_config(values)
+    if problems:
+        return "**Fix before starting:**\n\n" + "\n".join(f"- {p}" for p in problems)
+    limit = None
+    try:
+        from ..spec import load_persona
+
+        limit = load_persona(persona_folder(cfg.persona, settings)).spec.deployment.max_adapter_mb
+    except Exception as exc:  # shown below; the plan itself does not need the persona
+        problems.append(f"persona: {exc}")
+    try:
+        p = plan(cfg.base_model, cfg.lora.r, cfg.lora.target_modules, settings=settings, max_adapter_mb=limit,
+                 batch_size=cfg.batch_size, max_length=cfg.max_length)
+    except Exception as exc:
+        return f"**Plan unavailable:** {exc}"
+    lines = ["**Plan** (from the model's config, before any weight is loaded)", "", "```", *p.summary_lines(), "```"]
+    if problems:
+        lines += ["", *[f"- {x}" for x in problems]]
+    return "\n".join(lines)
+
+
+def new_run_dir(settings: Settings, preset: str) -> Path:
+    return settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}"
+
+
+def start(jobs, settings: Settings, form: dict):
+    """Validate everything (config, persona, data, model), then start the job. Returns the Job."""
+    from .runner import prepare
+
+    preset, values = form_values(form)
+    prepare(values, settings)  # raises ConfigError listing every problem, before any process starts
+    out = new_run_dir(settings, preset)
+    argv = command_argv(form, str(out))
+    return jobs.start(KIND, argv, run_dir=str(out), label=f"train {out.name}")
+
+
+def stop(jobs, job_id: str | None):
+    if not job_id:
+        raise UserError("no training job to stop")
+    job = jobs.get(job_id)
+    if job is None or job.state != "running":
+        raise UserError("this training job is not running")
+    return jobs.stop(job_id)
+
+
+@dataclass
+class View:
+    job_id: str | None
+    state: str
+    message: str
+    step: int = 0
+    max_steps: int = 0
+    eta_s: float | None = None
+    metrics: list[dict] = field(default_factory=list)
+    log: str = ""
+    run_dir: str | None = None
+    command: str = ""
+
+    def progress_html(self) -> str:
+        if not self.job_id:
+            return "<div>No training run yet.</div>"
+        frac = self.step / self.max_steps if self.max_steps else 0.0
+        eta = f", ETA {int(self.eta_s // 60)}m{int(self.eta_s % 60):02d}s" if self.eta_s and self.state == "running" else ""
+        return (f"<div><b>{self.state}</b>: step {self.step}/{self.max_steps or '?'} ({frac:.0%}){eta}"
+                f"<br><progress value='{self.step}' max='{max(1, self.max_steps)}' style='width:100%'></progress>"
+                f"<br><small>{self.message}</small></div>")
+
+
+def attach(jobs, job_id: str | None = None) -> View:
+    """The given training job, or the latest one (what a refreshed page re-attaches to)."""
+    from .runner import read_metrics, run_status
+
+    job = jobs.get(job_id) if job_id else jobs.latest(KIND)
+    if job is None:
+        return View(None, "idle", "No training run yet: pick a preset, check the plan, press Start.")
+    view = View(job.id, job.state, "", run_dir=job.run_dir, log=job.log_tail(15), command=job.command)
+    if job.run_dir and Path(job.run_dir).is_dir():
+        try:
+            st = run_status(job.run_dir)
+        except UserError:
+            st = {}
+        view.step, view.max_steps, view.eta_s = st.get("step") or 0, st.get("max_steps") or 0, st.get("eta_s")
+        view.metrics = read_metrics(job.run_dir)
+        run_state = st.get("state")
+        if run_state in ("finished", "stopped", "failed"):
+            view.state = run_state
+        if st.get("error"):
+            view.message = f"error: {st['error']}"
+        elif run_state == "stopped" and st.get("resumable"):
+            view.message = f"stopped; adapter so far in {job.run_dir}/adapter; resume: python -m pipeline train --resume {job.run_dir}"
+        elif run_state == "finished":
+            view.message = f"finished; adapter in {job.run_dir}/adapter"
+    if job.state == "failed" and not view.message:
+        view.state, view.message = "failed", "the job failed before training started; see the log below"
+    if job.state == "running" and not view.message:
+        view.message = f"running as job {job.id} (pid {job.pid}); training continues if this page is closed"
+    return view
+
+
+def runs_table(settings: Settings) -> list[dict]:
+    from .runner import list_runs
+
+    return list_runs(settings.runs_dir)

@@ -1,0 +1,476 @@
+"""One training run = one folder, written as it goes so that any other process can follow it.
+
+    runs/<id>/
+      config.yaml         what ran: base_model, persona, system_prompt, data, lora (top level, for the
+                          evaluate/package stages) + the whole TrainConfig under `train:`, what `auto`
+                          resolved to under `resolved:`, the size plan under `plan:`
+      status.json         {"state": queued|running|stopped|failed|finished, "error", "step", "max_steps", "pid", ...}
+      metrics.jsonl       one line per logged step: step, epoch, loss, learning_rate, grad_norm,
+                          tokens_per_s, tokens, elapsed_s, eta_s
+      checkpoints/        Trainer checkpoints (adapter + optimizer + scheduler + RNG): what resume reads
+      adapter/            the PEFT adapter (adapter_config.json, adapter_model.safetensors) + tokenizer files
+      train_summary.json  final_loss, first_loss, runtime_s, train_tokens, adapter_size_bytes, data_sha256, ...
+
+Stop: SIGTERM (the studio's Stop, `kill`, Ctrl-C) finishes the current optimizer step, saves a
+checkpoint and the adapter so far, and marks the run `stopped`. A run killed hard (SIGKILL, power
+loss) keeps `running` in status.json with a dead pid: `run_status` reports it as `lost`, and
+`resume` continues from its last checkpoint either way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import UserError
+from ..jsonl import append_jsonl, atomic_write_text, read_jsonl, write_json
+from ..settings import Settings
+from .config import ConfigError, Hardware, Resolved, TrainConfig, load_config, parse_config, resolve
+from .data import default_data_path, load_training_records, tokenize_records
+
+CONFIG = "config.yaml"
+STATUS = "status.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "train_summary.json"
+ADAPTER = "adapter"
+CHECKPOINTS = "checkpoints"
+STATES = ("queued", "running", "stopped", "failed", "finished")
+
+
+# ---- status ---------------------------------------------------------------------------------
+
+def write_status(run_dir: Path, state: str, **extra) -> dict:
+    assert state in STATES, state
+    prev = _read(run_dir / STATUS) or {}
+    row = {**prev, **extra, "state": state, "updated_at": time.time()}
+    if state != "failed":
+        row.pop("error", None)
+    write_json(run_dir / STATUS, row)
+    return row
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def run_status(run_dir: str | Path) -> dict:
+    """status.json plus what only a reader can tell: `lost` (running, but its process is gone),
+    the last checkpoint, and whether the run can be resumed."""
+    run_dir = Path(run_dir)
+    st = _read(run_dir / STATUS)
+    if st is None:
+        if not (run_dir / CONFIG).is_file():
+            raise UserError(f"{run_dir}: not a training run folder (no {CONFIG} or {STATUS})")
+        st = {"state": "queued"}
+    if st["state"] == "running" and not _pid_alive(st.get("pid")):
+        st["state"] = "lost"
+    ckpt = last_checkpoint(run_dir)
+    st["last_checkpoint"] = str(ckpt) if ckpt else None
+    st["resumable"] = st["state"] in ("stopped", "failed", "lost") and ckpt is not None
+    st["has_adapter"] = (run_dir / ADAPTER / "adapter_model.safetensors").is_file()
+    return st
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    d = Path(run_dir) / CHECKPOINTS
+    if not d.is_dir():
+        return None
+    ckpts = [p for p in d.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")
+             and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    return max(ckpts, key=lambda p: int(p.name.split("-")[-1])) if ckpts else None
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    p = Path(run_dir) / METRICS
+    return read_jsonl(p) if p.is_file() else []
+
+
+def list_runs(runs_dir: Path) -> list[dict]:
+    """Every run folder under runs_dir, newest first, with its state and summary figures."""
+    out = []
+    if not Path(runs_dir).is_dir():
+        return out
+    for d in sorted(Path(runs_dir).iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
+        if not (d / CONFIG).is_file():
+            continue
+        try:
+            st = run_status(d)
+        except UserError:
+            continue
+        summ = _read(d / SUMMARY) or {}
+        meta = yaml.safe_load((d / CONFIG).read_text()) or {}
+        out.append({"run": d.name, "state": st["state"], "base_model": meta.get("base_model"),
+                    "r": (meta.get("lora") or {}).get("r"), "step": st.get("step"), "max_steps": st.get("max_steps"),
+                    "first_loss": summ.get("first_loss"), "final_loss": summ.get("final_loss"),
+                    "adapter_mb": round(summ["adapter_size_bytes"] / 1e6, 2) if summ.get("adapter_size_bytes") else None,
+                    "runtime_s": summ.get("runtime_s"), "path": str(d)})
+    return out
+
+
+# ---- preflight ----------------------------------------------------------------------------------
+
+@dataclass
+class Prepared:
+    cfg: TrainConfig
+    res: Resolved
+    hw: Hardware
+    persona_dir: Path
+    system_prompt: str
+    max_adapter_mb: float | None
+    max_final_loss: float | None
+    data_path: Path
+    records: list
+    model_path: str
+    plan: object
+    problems: list[str] = field(default_factory=list)
+
+
+def persona_folder(name: str, settings: Settings) -> Path:
+    p = Path(name).expanduser()
+    return p if p.is_dir() or "/" in name else settings.persona_dir(name)
+
+
+def prepare(config: TrainConfig | dict, settings: Settings, hw: Hardware | None = None) -> Prepared:
+    """Validate everything a run needs (config, persona, data, model, module names) and report every
+    problem at once, before any weight is loaded."""
+    from ..models import local_path
+    from ..spec import SpecError, load_persona
+    from .plan import plan as make_plan
+
+    hw = hw or Hardware.detect()
+    problems: list[str] = []
+    try:
+        cfg = parse_config(config, hw)
+    except ConfigError as exc:
+        problems += exc.problems
+        cfg = None
+    values = config.to_dict() if isinstance(config, TrainConfig) else dict(config or {})
+    persona_name = (cfg.persona if cfg else values.get("persona")) or settings.persona
+    base = (cfg.base_model if cfg else values.get("base_model")) or "smollm2-135m"
+    pdir = persona_folder(str(persona_name), settings)
+    system_prompt, max_mb, max_loss = "", None, None
+    try:
+        persona = load_persona(pdir)
+        system_prompt = persona.spec.system_prompt.strip()
+        max_mb = persona.spec.deployment.max_adapter_mb
+        max_loss = persona.spec.success_criteria.max_final_train_loss
+    except SpecError as exc:
+        problems += [f"persona: {p}" for p in exc.problems]
+    data_path = Path((cfg.data if cfg else values.get("data")) or default_data_path(pdir))
+    records = []
+    try:
+        records = load_training_records(data_path)
+    except UserError as exc:
+        problems.append(f"data: {exc}")
+    model_path = ""
+    try:
+        model_path = local_path(base, settings, purpose="train")
+    except Exception as exc:
+        problems.append(f"base_model: {exc}")
+    plan = None
+    if cfg is not None:
+        try:
+            res = resolve(cfg, hw)
+            plan = make_plan(base, cfg.lora.r,
+                             cfg.lora.target_modules, settings=settings, adapter_dtype=res.adapter_dtype,
+                             max_adapter_mb=max_mb, batch_size=cfg.batch_size, max_length=cfg.max_length,
+                             layers=cfg.lora.layers)
+        except UserError as exc:
+            msg = str(exc)
+            where = "" if msg.startswith("lora.") else (
+                "lora.target_modules: " if "target modules" in msg else "base_model: ")
+            if not (where == "base_model: " and any(p.startswith("base_model:") for p in problems)):
+                problems.append(where + msg)
+    if problems:
+        raise ConfigError(problems)
+    return Prepared(cfg, resolve(cfg, hw), hw, pdir, system_prompt, max_mb, max_loss, data_path, records,
+                    model_path, plan)
+
+
+# ---- progress callback -------------------------------------------------------------------------
+
+def _callback_class():
+    from transformers import TrainerCallback
+
+    class RunFolderCallback(TrainerCallback):
+        """metrics.jsonl + status.json as the Trainer logs; turns a stop request into save-and-stop."""
+
+        def __init__(self, run_dir: Path, stop_event: threading.Event, echo: bool):
+            self.run_dir, self.stop_event, self.echo = run_dir, stop_event, echo
+            self.t0 = time.time()
+            self.start_step = None
+            self.last = None  # (time, tokens)
+            self.first_loss = None
+            self.last_loss = None
+            self.tokens = 0
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.start_step = state.global_step
+            self.t0 = time.time()
+            write_status(self.run_dir, "running", step=state.global_step, max_steps=state.max_steps,
+                         epoch=state.epoch or 0.0)
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.stop_event.is_set():
+                control.should_save = True  # a checkpoint to resume from
+                control.should_training_stop = True
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            if "loss" not in logs:
+                return
+            now = time.time()
+            tokens = int(logs.get("num_tokens", 0))
+            done = max(1, state.global_step - (self.start_step or 0))
+            elapsed = now - self.t0
+            eta = elapsed / done * max(0, state.max_steps - state.global_step)
+            tps = None
+            if self.last is not None and tokens > self.last[1] and now > self.last[0]:
+                tps = (tokens - self.last[1]) / (now - self.last[0])
+            elif tokens and elapsed > 0:
+                tps = tokens / elapsed
+            self.last = (now, tokens)
+            self.tokens = tokens
+            row = {"step": state.global_step, "max_steps": state.max_steps, "epoch": round(state.epoch or 0.0, 4),
+                   "loss": float(logs["loss"]), "learning_rate": logs.get("learning_rate"),
+                   "grad_norm": logs.get("grad_norm"), "tokens": tokens,
+                   "tokens_per_s": round(tps, 1) if tps else None,
+                   "elapsed_s": round(elapsed, 1), "eta_s": round(eta, 1), "time": now}
+            if self.first_loss is None:
+                self.first_loss = row["loss"]
+            self.last_loss = row["loss"]
+            append_jsonl(self.run_dir / METRICS, row)
+            write_status(self.run_dir, "running", step=state.global_step, max_steps=state.max_steps,
+                         epoch=row["epoch"], loss=row["loss"], eta_s=row["eta_s"])
+            if self.echo:
+                print(f"step {state.global_step}/{state.max_steps}  epoch {row['epoch']:.2f}  loss {row['loss']:.4f}  "
+                      f"lr {row['learning_rate'] or 0:.2e}  {row['tokens_per_s'] or 0:.0f} tok/s  "
+                      f"ETA {_fmt_s(eta)}", flush=True)
+
+    return RunFolderCallback
+
+
+def _fmt_s(s: float) -> str:
+    s = int(s)
+    return f"{s // 60}m{s % 60:02d}s"
+
+
+# ---- the run -------------------------------------------------------------------------------------
+
+def _backend(name: str):
+    if name == "unsloth":
+        from .backend_unsloth import UnslothBackend
+
+        return UnslothBackend
+    from .backend_trl import TrlBackend
+
+    return TrlBackend
+
+
+class _StopSignals:
+    """SIGTERM/SIGINT -> a stop request (main thread only; elsewhere the caller sets the event)."""
+
+    def __init__(self, event: threading.Event):
+        self.event, self.old = event, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.old[sig] = signal.signal(sig, self._on)
+        return self
+
+    def _on(self, signum, frame):
+        if self.event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: give up at once
+        self.event.set()
+        print(f"stop requested ({signal.Signals(signum).name}): finishing this step, then saving", flush=True)
+
+    def __exit__(self, *exc):
+        for sig, h in self.old.items():
+            signal.signal(sig, h)
+
+
+def config_record(p: Prepared) -> dict:
+    """config.yaml: the top-level keys other stages read, then everything else."""
+    return {
+        "base_model": p.cfg.base_model,
+        "persona": str(p.persona_dir),
+        "system_prompt": p.system_prompt,
+        "data": str(p.data_path),
+        "lora": {"r": p.cfg.lora.r, "alpha": p.cfg.lora.alpha, "dropout": p.cfg.lora.dropout,
+                 "target_modules": list(p.cfg.lora.target_modules), "layers": p.cfg.lora.layers},
+        "train": p.cfg.to_dict(),
+        "resolved": p.res.model_dump(),
+        "hardware": p.hw.model_dump(),
+        "plan": {"trainable_params": p.plan.trainable_params, "adapter_bytes": p.plan.adapter_bytes,
+                 "adapter_dtype": p.plan.adapter_dtype, "max_adapter_mb": p.plan.max_adapter_mb,
+                 "fits": p.plan.fits} if p.plan else None,
+        "command": "python " + " ".join(sys.argv) if sys.argv and sys.argv[0] else None,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def run_training(config: TrainConfig | dict | None, out_dir: str | Path, settings: Settings, *,
+                 resume: bool = False, stop_event: threading.Event | None = None, echo: bool = True) -> dict:
+    """Train one LoRA adapter into `out_dir` (see the module docstring for the folder); return the summary.
+
+    `resume=True` continues the run in `out_dir` from its last checkpoint with its own config.yaml
+    (`config` may then be None). `stop_event` lets a caller in another thread request a stop."""
+    out = Path(out_dir)
+    stop_event = stop_event or threading.Event()
+    if resume:
+        if not (out / CONFIG).is_file():
+            raise UserError(f"{out}: nothing to resume (no {CONFIG}); start a run with --out {out}")
+        st = run_status(out)
+        if st["state"] == "running":
+            raise UserError(f"{out}: this run is still running (pid {st.get('pid')}); stop it before resuming")
+        if st["state"] == "finished":
+            raise UserError(f"{out}: this run already finished; start a new run with another --out")
+        config = load_config(out / CONFIG)
+    elif (out / CONFIG).is_file():
+        raise UserError(f"{out} already holds a run; resume it with `python -m pipeline train --resume {out}` "
+                        f"or choose a new --out (nothing was overwritten)")
+    p = prepare(config, settings)
+    ckpt = last_checkpoint(out) if resume else None
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        atomic_write_text(out / CONFIG, yaml.safe_dump(config_record(p), sort_keys=False, allow_unicode=True))
+        write_status(out, "queued", pid=os.getpid(), backend=p.res.backend)
+    write_status(out, "running", pid=os.getpid(), backend=p.res.backend, resumed_from=str(ckpt) if ckpt else None)
+    if echo:
+        print(f"run {out}: {p.res.backend} backend on {p.hw.device_name}, {p.res.precision}, {len(p.records)} "
+              f"approved conversations from {p.data_path}" + (f", resuming from {ckpt.name}" if ckpt else ""), flush=True)
+        for line in p.plan.summary_lines():
+            print("  " + line, flush=True)
+    t0 = time.time()
+    try:
+        with _StopSignals(stop_event):
+            summary = _train(p, out, ckpt, stop_event, echo, t0)
+    except BaseException as exc:
+        msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, UserError) else str(exc)
+        if isinstance(exc, KeyboardInterrupt):
+            write_status(out, "stopped", pid=None, note="interrupted before a checkpoint could be saved")
+        else:
+            write_status(out, "failed", pid=None, error=msg)
+        raise
+    return summary
+
+
+def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Event, echo: bool, t0: float) -> dict:
+    backend = _backend(p.res.backend)(p.cfg, p.res)
+    model, tokenizer = backend.load(p.model_path)
+    if stop_event.is_set():  # stopped while loading: nothing trained, nothing to save
+        write_status(out, "stopped", pid=None, step=0)
+        return {"stopped": True, "steps": 0}
+    data = tokenize_records(tokenizer, p.records, p.system_prompt, p.cfg.max_length)
+    if ckpt is not None:
+        recorded = (yaml.safe_load((out / CONFIG).read_text()) or {}).get("data_sha256")
+        if recorded and recorded != data.data_sha256:
+            raise UserError(f"the training data changed since {out} started ({p.data_path}); "
+                            f"resume needs the same data: restore it or start a new run")
+    else:
+        meta = yaml.safe_load((out / CONFIG).read_text()) or {}
+        meta["data_sha256"] = data.data_sha256
+        meta["data_rows"] = {"examples": len(data.rows), "tokens": data.total_tokens,
+                             "assistant_tokens": data.label_tokens, "truncated": data.n_truncated,
+                             "dropped": data.n_dropped}
+        atomic_write_text(out / CONFIG, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
+    cb = _callback_class()(out, stop_event, echo)
+    from .backend_trl import build_trainer
+
+    trainer = build_trainer(model, tokenizer, data.rows, p.cfg, p.res, out, [cb])
+    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    stopped = stop_event.is_set() and trainer.state.global_step < trainer.state.max_steps
+    adapter_bytes = save_adapter(model, tokenizer, out / ADAPTER, p.res.adapter_dtype)
+    metrics = read_metrics(out)
+    losses = [m["loss"] for m in metrics]
+    summary = {
+        "state": "stopped" if stopped else "finished",
+        "first_loss": losses[0] if losses else None,
+        "final_loss": losses[-1] if losses else None,
+        "mean_train_loss": result.metrics.get("train_loss"),
+        "max_final_train_loss": p.max_final_loss,
+        "loss_target_met": (losses[-1] < p.max_final_loss) if losses and p.max_final_loss else None,
+        "runtime_s": round(sum(_segments(metrics)) if ckpt else time.time() - t0, 1),
+        "train_runtime_s": round(result.metrics.get("train_runtime", 0.0), 1),
+        "steps": trainer.state.global_step,
+        "max_steps": trainer.state.max_steps,
+        "epochs": round(trainer.state.epoch or 0.0, 3),
+        "train_tokens": cb.tokens or (metrics[-1]["tokens"] if metrics else 0),
+        "tokens_per_epoch": data.total_tokens,
+        "assistant_tokens_per_epoch": data.label_tokens,
+        "n_examples": len(data.rows),
+        "data_sha256": data.data_sha256,
+        "adapter_size_bytes": adapter_bytes,
+        "adapter_dtype": p.res.adapter_dtype,
+        "planned_adapter_bytes": p.plan.adapter_bytes if p.plan else None,
+        "max_adapter_mb": p.max_adapter_mb,
+        "backend": p.res.backend,
+        "device": p.hw.device_name,
+        "resumed_from": str(ckpt) if ckpt else None,
+    }
+    write_json(out / SUMMARY, summary)
+    write_status(out, summary["state"], pid=None, step=trainer.state.global_step, max_steps=trainer.state.max_steps)
+    if echo:
+        print(f"{summary['state']}: {summary['steps']}/{summary['max_steps']} steps, loss {summary['first_loss']} -> "
+              f"{summary['final_loss']}, adapter {adapter_bytes:,} bytes in {out / ADAPTER}", flush=True)
+    return summary
+
+
+def _segments(metrics: list[dict]) -> list[float]:
+    """Wall time over resumed segments: elapsed_s restarts at each (re)start."""
+    segs, prev = [], None
+    for m in metrics:
+        if prev is not None and m["elapsed_s"] < prev:
+            segs.append(prev)
+        prev = m["elapsed_s"]
+    if prev is not None:
+        segs.append(prev)
+    return segs
+
+
+def save_adapter(model, tokenizer, folder: Path, dtype: str) -> int:
+    """PEFT files + tokenizer files, LoRA weights cast to `dtype`; written beside and renamed into place."""
+    import shutil
+
+    import torch
+
+    td = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
+    for name, prm in model.named_parameters():
+        if "lora_" in name:
+            prm.data = prm.data.to(td)
+    tmp = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), save_embedding_layers=False)
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return (folder / "adapter_model.safetensors").stat().st_size

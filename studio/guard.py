@@ -1,0 +1,110 @@
+"""One error policy for every event handler of the studio (applied by build_app; tabs do nothing).
+
+* A mistake the user can fix (`UserError`, `SpecError`, `ModelNotAvailable`, a missing file)
+  shows as a `gr.Warning` with the message, which names what to change; the handler's outputs
+  are left as they were (`gr.skip()`), so nothing the user typed is lost. When a `.success()`
+  step is chained after the handler, a `gr.Error` (same message, title "Check your input") is
+  raised instead, so the chain stops as the author meant.
+* `gr.Error` (and the admin refusal) passes through unchanged.
+* Anything else is a bug: the traceback goes to the studio's log (stderr), the page gets a
+  one-line message naming the exception type, never a traceback or a secret.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+
+import gradio as gr
+
+from pipeline.errors import UserError
+from pipeline.models import ModelNotAvailable
+from pipeline.spec import SpecError
+
+log = logging.getLogger("studio")
+USER_ERRORS = (UserError, SpecError, ModelNotAvailable, FileNotFoundError)
+BUG_MESSAGE = "Something went wrong in the studio ({kind}); the details are in the studio's log."
+
+
+def user_message(exc: BaseException) -> str:
+    if isinstance(exc, SpecError):
+        return "Fix these problems and try again:\n" + "\n".join(f"- {p}" for p in exc.problems)
+    if isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"File not found: {exc.filename}. Check the path, or create it first."
+    return str(exc)
+
+
+def _skip(n_outputs: int):
+    if n_outputs == 0:
+        return None
+    return gr.skip() if n_outputs == 1 else tuple(gr.skip() for _ in range(n_outputs))
+
+
+def _handle(exc: BaseException, *, strict: bool, where: str):
+    """Turn an exception into the studio's policy; returns only for a user error shown as a warning."""
+    if isinstance(exc, gr.Error):
+        raise exc
+    if isinstance(exc, USER_ERRORS):
+        msg = user_message(exc)
+        if strict:
+            raise gr.Error(msg, title="Check your input", print_exception=False) from None
+        gr.Warning(msg)
+        return
+    log.exception("unexpected error in %s", where)
+    raise gr.Error(BUG_MESSAGE.format(kind=type(exc).__name__), print_exception=False) from None
+
+
+def guard_fn(fn, *, n_outputs: int, strict: bool = False, where: str = ""):
+    """Wrap `fn` with the policy above, keeping its kind and signature (see access.protect_fn)."""
+    where = where or getattr(fn, "__name__", "handler")
+    if inspect.isasyncgenfunction(fn):
+        async def wrapped(*args, **kwargs):
+            try:
+                async for item in fn(*args, **kwargs):
+                    yield item
+            except Exception as exc:  # noqa: BLE001 - the policy decides
+                _handle(exc, strict=strict, where=where)
+                yield _skip(n_outputs)
+    elif inspect.isgeneratorfunction(fn):
+        def wrapped(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                _handle(exc, strict=strict, where=where)
+                yield _skip(n_outputs)
+    elif inspect.iscoroutinefunction(fn):
+        async def wrapped(*args, **kwargs):
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                _handle(exc, strict=strict, where=where)
+                return _skip(n_outputs)
+    else:
+        def wrapped(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001
+                _handle(exc, strict=strict, where=where)
+                return _skip(n_outputs)
+    try:
+        functools.wraps(fn)(wrapped)
+    except (AttributeError, TypeError):
+        wrapped.__wrapped__ = fn  # type: ignore[attr-defined]
+    wrapped.__taskmaster_guarded__ = True  # type: ignore[attr-defined]
+    return wrapped
+
+
+def guard_events(demo: gr.Blocks) -> int:
+    """Apply the policy to every handler of `demo`; returns how many were wrapped. Idempotent."""
+    chained = {bf.trigger_after for bf in demo.fns.values() if bf.trigger_only_on_success and bf.trigger_after is not None}
+    n = 0
+    for fid, block_fn in demo.fns.items():
+        fn = block_fn.fn
+        if (fn is None or getattr(fn, "__taskmaster_guarded__", False) or block_fn.is_cancel_function
+                or block_fn.batch):
+            continue
+        block_fn.fn = guard_fn(fn, n_outputs=len(block_fn.outputs), strict=fid in chained,
+                               where=block_fn.api_name or block_fn.name or str(fid))
+        n += 1
+    return n

@@ -1,0 +1,179 @@
+"""Battles: sides drawn per battle, blindness until the vote, multi-turn with the same sides,
+limits, and both sides streamed at once from one base model (a mixed-adapter batch)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from pipeline.arena import Arena, ArenaSession, Limits, new_battle
+from pipeline.arena.battle import voter_id
+from pipeline.arena.testing import make_finished_run
+from pipeline.errors import UserError
+from pipeline.inference import ChatEngine, SamplingConfig
+from pipeline.settings import Settings
+
+
+def test_sides_are_random_per_battle_and_replayable_from_the_seed():
+    sides = Counter(new_battle(["base", "run-a"], seed=s).left for s in range(200))
+    assert set(sides) == {"base", "run-a"} and 70 < sides["base"] < 130  # ~binomial(200, 1/2)
+    a, b = new_battle(["base", "run-a", "run-b"], seed=42), new_battle(["base", "run-a", "run-b"], seed=42)
+    assert (a.left, a.right) == (b.left, b.right) and a.id != b.id  # ids are opaque, not derived from the seed
+    pairs = Counter(frozenset(new_battle(["base", "run-a", "run-b"], seed=s).models) for s in range(300))
+    assert len(pairs) == 3  # any two of the pool meet
+    with pytest.raises(UserError, match="needs two models"):
+        new_battle(["base"])
+
+
+def test_public_view_hides_models_until_the_vote():
+    b = new_battle(["base", "run-secret"], seed=1)
+    limits = Limits(max_turns=2)
+    b.add_user_turn("hi", limits)
+    with pytest.raises(UserError, match="still answering"):
+        b.add_user_turn("again", limits)
+    with pytest.raises(UserError, match="both replies"):
+        b.cast_vote("left")
+    b.finish_turn("hello from one", "hello from two")
+    assert "run-secret" not in json.dumps(b.public()) and "base" not in json.dumps(b.public())
+    with pytest.raises(UserError, match="after you vote"):
+        b.reveal()
+    b.add_user_turn("second", limits)
+    b.finish_turn("x", "y")
+    with pytest.raises(UserError, match="at most 2 turns"):
+        b.add_user_turn("third", limits)
+    b.cast_vote("right")
+    assert b.reveal() == {"left": b.left, "right": b.right, "vote": "right", "winner": b.right}
+    with pytest.raises(UserError, match="already voted"):
+        b.cast_vote("left")
+    row = b.vote_row("anon:x")
+    assert row["turns"] == 2 and len(row["conversation_left"]) == 4
+
+
+def test_abort_drops_the_unanswered_turn():
+    b = new_battle(["base", "run-a"], seed=3)
+    b.add_user_turn("hi", Limits())
+    b.abort_turn()
+    assert b.state == "open" and b.conv_left == [] and b.conv_right == []
+
+
+def test_rate_limit_and_voter_ids():
+    s = ArenaSession()
+    limits = Limits(turns_per_minute=2)
+    s.check_rate(limits, now=100.0)
+    s.check_rate(limits, now=110.0)
+    with pytest.raises(UserError, match="at most 2 turns a minute"):
+        s.check_rate(limits, now=120.0)
+    s.check_rate(limits, now=161.0)  # the first turn left the window
+    salt = b"s" * 32
+    assert voter_id("alice", "sess", salt) == "hf:alice"
+    anon = voter_id(None, "sess", salt)
+    assert anon.startswith("anon:") and "sess" not in anon
+    assert anon == voter_id(None, "sess", salt) != voter_id(None, "sess", b"t" * 32)
+    assert Limits.from_env({"TASKMASTER_ARENA_MAX_NEW_TOKENS": "16"}).max_new_tokens == 16
+    with pytest.raises(UserError, match="whole number"):
+        Limits.from_env({"TASKMASTER_ARENA_MAX_TURNS": "many"})
+
+
+# ---- with a real tiny model and a real adapter ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_arena(tiny_model_dir, tmp_path_factory):
+    work = tmp_path_factory.mktemp("arena-work")
+    settings = Settings.from_env(env={}, work_dir=work, base_model=str(tiny_model_dir))
+    make_finished_run(settings.runs_dir, tiny_model_dir, "run-a")
+    engine = ChatEngine(str(tiny_model_dir), settings)
+    return settings, engine
+
+
+def test_mixed_batch_stream_equals_separate_greedy_generation(tiny_arena):
+    settings, engine = tiny_arena
+    engine.attach_adapter("run-a", settings.runs_dir / "run-a" / "adapter")
+    conv = [{"role": "system", "content": "You are TaskMaster."}, {"role": "user", "content": "Create a task"}]
+    greedy = SamplingConfig(max_new_tokens=12, temperature=0)
+    updates = list(engine.stream_batch([conv, conv], [None, "run-a"], greedy))
+    assert len(updates) > 2 and updates[-1][1] == [True, True]
+    base_text, adapter_text = updates[-1][0]
+    assert base_text.strip() == engine.generate(conv, None, greedy)
+    assert adapter_text.strip() == engine.generate(conv, "run-a", greedy)
+    assert base_text != adapter_text  # the adapter really changes the model
+    # texts only grow: a streamed prefix is never rewritten
+    for (prev, _), (cur, _) in zip(updates, updates[1:]):
+        assert cur[0].startswith(prev[0].rstrip("\ufffd")) and cur[1].startswith(prev[1].rstrip("\ufffd"))
+    with pytest.raises(KeyError):
+        list(engine.stream_batch([conv, conv], [None, "nope"], greedy))
+
+
+def test_arena_multi_turn_keeps_sides_and_records_the_vote(tiny_arena):
+    settings, engine = tiny_arena
+    arena = Arena(settings, lambda: engine, limits=Limits(max_new_tokens=6, max_turns=2))
+    s = arena.session(None, None, "session-1")
+    list(arena.send(s, "Create a task to review the proposal"))
+    b = s.battle
+    sides = (b.left, b.right)
+    assert b.state == "ready" and b.turns == 1
+    list(arena.send(s, "And tomorrow?"))
+    assert s.battle is b and (b.left, b.right) == sides and b.turns == 2
+    assert [m["role"] for m in b.conv_left] == ["user", "assistant", "user", "assistant"]
+    with pytest.raises(UserError, match="at most 2 turns"):
+        list(arena.send(s, "third"))
+    with pytest.raises(UserError, match="at most"):
+        list(arena.send(s, "x" * 5000))
+    r = arena.vote(s, "tie")
+    assert {r["left"], r["right"]} == {"base", "run-a"}
+    row = arena.store.get(b.id)
+    assert row["vote"] == "tie" and row["turns"] == 2 and row["voter_id"].startswith("anon:")
+    assert (row["model_left"], row["model_right"]) == sides
+    # the persona system prompt is applied at generation, not stored as part of the user's conversation
+    assert row["conversation_left"][0] == {"role": "user", "content": "Create a task to review the proposal"}
+    assert arena.traits(s, {"trait:encouraging": "left"}) == 1
+
+
+def test_eval_prompt_carries_its_category_and_a_stream_cut_short_drops_the_turn(tiny_arena):
+    settings, engine = tiny_arena
+    arena = Arena(settings, lambda: engine, limits=Limits(max_new_tokens=6))
+    s = arena.session(None, None, "session-2")
+    text = arena.draw_prompt(s, rng_seed=0)
+    pending = s.pending_prompt
+    list(arena.send(s, text))
+    assert s.battle.prompt_id == pending["id"] and s.battle.category == pending["category"]
+    arena.vote(s, "left")
+    gen = arena.send(s, "A new battle after the vote")
+    next(gen)
+    gen.close()  # the voter left mid-stream
+    assert s.battle.state == "open" and s.battle.turns == 0
+
+
+def test_battles_waiting_for_the_model_share_one_batch(tiny_arena):
+    import threading
+
+    from pipeline.arena.streaming import PairBatcher
+
+    settings, engine = tiny_arena
+    engine.attach_adapter("run-a", settings.runs_dir / "run-a" / "adapter")
+    greedy = SamplingConfig(max_new_tokens=8, temperature=0)
+    convs = [[{"role": "user", "content": p}] for p in ("Create a task", "Create a tusk", "Create a tank")]
+    batcher = PairBatcher(lambda: engine, max_battles=8)
+    results: dict[int, tuple[str, str]] = {}
+
+    def battle(i):
+        last = None
+        for last in batcher.stream(convs[i], convs[i], None, "run-a", greedy):
+            pass
+        results[i] = (last.left, last.right)
+
+    with engine._lock:  # the model is busy: all three battles queue up meanwhile
+        threads = [threading.Thread(target=battle, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        import time
+
+        time.sleep(0.5)
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == [0, 1, 2]
+    assert max(batcher.batches) >= 2 and sum(batcher.batches) == 3
+    for i in range(3):  # each battle got its own rows: base on the left, the adapter on the right
+        assert results[i][0].strip() == engine.generate(convs[i], None, greedy)
+        assert results[i][1].strip() == engine.generate(convs[i], "run-a", greedy)

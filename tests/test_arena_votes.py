@@ -1,0 +1,186 @@
+"""The Arena's vote store (real SQLite file, WAL), its statistics and the `arena` CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import threading
+
+import pytest
+
+from pipeline.arena import stats
+from pipeline.arena.votes import VoteStore, votes_path
+from pipeline.errors import UserError
+
+
+def _row(i: int, vote: str = "right", left: str = "base", right: str = "run-a", voter: str = "anon:1",
+         category: str | None = None, prompt_id: str | None = None) -> dict:
+    winner = {"left": left, "right": right}.get(vote)
+    return {"battle_id": f"b{i}", "model_left": left, "model_right": right, "vote": vote, "winner": winner,
+            "conversation_left": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}],
+            "conversation_right": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "b"}],
+            "turns": 1, "prompt_id": prompt_id, "category": category, "voter_id": voter,
+            "started_at": 1000.0 + i, "voted_at": 1001.0 + i, "sampling": {"max_new_tokens": 16}}
+
+
+def test_store_is_a_wal_sqlite_file_and_a_vote_is_stored_once(settings):
+    store = VoteStore(votes_path(settings))
+    assert votes_path(settings).is_file() and store.journal_mode() == "wal"
+    assert store.record(_row(1)) is True
+    assert store.record(_row(1, vote="left")) is False  # the same battle again: ignored, not overwritten
+    rows = store.votes()
+    assert len(rows) == 1 and rows[0]["vote"] == "right" and rows[0]["winner"] == "run-a"
+    assert rows[0]["conversation_left"][0]["content"] == "q1"
+    # an independent reader sees the same row through plain sqlite3
+    con = sqlite3.connect(votes_path(settings))
+    assert con.execute("SELECT model_left, model_right, voter_id FROM votes").fetchall() == [("base", "run-a", "anon:1")]
+    con.close()
+    with pytest.raises(UserError):
+        store.record({**_row(2), "vote": "maybe"})
+
+
+def test_concurrent_writers_lose_nothing(tmp_path):
+    store = VoteStore(tmp_path / "v.sqlite")
+    errors = []
+
+    def writer(k):
+        try:
+            for i in range(25):
+                VoteStore(tmp_path / "v.sqlite").record(_row(k * 100 + i, voter=f"anon:{k}"))
+        except Exception as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert store.count() == 200 and len({r["battle_id"] for r in store.votes()}) == 200
+
+
+def test_traits_need_a_vote_and_export_round_trips(tmp_path):
+    store = VoteStore(tmp_path / "v.sqlite")
+    with pytest.raises(UserError, match="Vote on the battle first"):
+        store.record_traits("nope", {"trait:encouraging": "left"})
+    store.record(_row(1))
+    store.record(_row(2, vote="tie", category="coaching", prompt_id="ev-005"))
+    assert store.record_traits("b1", {"trait:encouraging": "left", "boundary_crossed": None}) == 1
+    n = store.export(tmp_path / "out.jsonl", "jsonl")
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert n == 2 and [r["battle_id"] for r in lines] == ["b1", "b2"]
+    assert lines[0]["traits"] == {"trait:encouraging": "left"} and lines[1]["category"] == "coaching"
+    store.export(tmp_path / "out.csv", "csv")
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert [r["vote"] for r in rows] == ["right", "tie"]
+    assert json.loads(rows[0]["conversation_right"])[1]["content"] == "b"
+    with pytest.raises(UserError, match="csv or jsonl"):
+        store.export(tmp_path / "x", "xml")
+
+
+# ---- statistics ---------------------------------------------------------------------------------
+
+def test_wilson_matches_the_textbook_values():
+    p, lo, hi = stats.wilson(7, 10)
+    assert p == 0.7 and lo == pytest.approx(0.3968, abs=1e-4) and hi == pytest.approx(0.8922, abs=1e-4)
+    p, lo, hi = stats.wilson(0, 5)
+    assert p == 0 and lo == 0 and hi == pytest.approx(0.4345, abs=1e-4)
+    assert stats.wilson(0, 0) == (None, None, None)
+
+
+def test_summary_counts_wins_ties_voters_and_categories():
+    votes = [_row(i, "right", voter=f"anon:{i % 3}", category="coaching" if i < 6 else "task_management",
+                  prompt_id=f"ev-{i}") for i in range(8)]          # run-a (right side) wins 8
+    votes += [_row(10 + i, "left", left="run-a", right="base", voter="hf:alice") for i in range(2)]  # run-a wins 2 more
+    votes += [_row(20, "right", left="run-a", right="base")]        # base wins 1
+    votes += [_row(21, "tie"), _row(22, "both_bad")]
+    s = stats.summarize([{**v, "traits": {}} for v in votes])
+    row = s["vs_base"][0]
+    assert (row["model"], row["wins"], row["losses"], row["ties"], row["both_bad"]) == ("run-a", 10, 1, 1, 1)
+    # ties and both-bad count half, as in the evaluation stage's judge A/B
+    assert row["win_rate"] == pytest.approx(11 / 13) and row["decisive_win_rate"] == pytest.approx(10 / 11)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(stats.wilson(11, 13)[1:])
+    assert s["voters"]["voters"] == 4 and s["voters"]["votes"] == 13
+    cats = {r["category"]: r for r in s["per_category"]}
+    assert cats["coaching"]["wins"] == 6 and cats["task_management"]["wins"] == 2
+    assert s["bradley_terry"] == []  # only two models: the win rate says it all
+
+
+def test_bradley_terry_orders_three_models_with_intervals():
+    votes = []
+    i = 0
+    # strong beats base 9/10, mid beats base 6/10, strong beats mid 7/10
+    for a, b, wins_a, n in (("strong", "base", 9, 10), ("mid", "base", 6, 10), ("strong", "mid", 7, 10)):
+        for k in range(n):
+            votes.append(_row(i, "left" if k < wins_a else "right", left=a, right=b))
+            i += 1
+    bt = stats.bradley_terry(votes, rounds=100)
+    order = [r["model"] for r in bt]
+    assert order == ["strong", "mid", "base"]
+    base = next(r for r in bt if r["model"] == "base")
+    assert base["rating"] == pytest.approx(1000)
+    for r in bt:
+        assert r["ci_low"] <= r["rating"] <= r["ci_high"]
+    strong = bt[0]
+    assert strong["ci_low"] > 1000  # 16 wins of 20 is clearly better than base
+
+
+def test_judge_verdicts_come_from_the_evaluation_results(tmp_path):
+    ev = tmp_path / "run-a" / "eval"
+    ev.mkdir(parents=True)
+    (ev / "EVALUATION_RESULTS.json").write_text(json.dumps({"ab": {"pairs": [
+        {"id": "ev-1", "winner": "a", "ok": True}, {"id": "ev-2", "winner": "b", "ok": True},
+        {"id": "ev-3", "winner": None, "ok": False}]}}))
+    assert stats.judge_verdicts(tmp_path) == [
+        {"prompt_id": "ev-1", "model_a": "run-a", "model_b": "base", "winner": "run-a"},
+        {"prompt_id": "ev-2", "model_a": "run-a", "model_b": "base", "winner": "base"}]
+
+
+def test_human_judge_agreement_matches_prompt_and_pair():
+    votes = [_row(1, "right", prompt_id="ev-1"), _row(2, "left", prompt_id="ev-2"), _row(3, "tie", prompt_id="ev-3"),
+             _row(4, "right")]
+    judge = [{"prompt_id": "ev-1", "model_a": "run-a", "model_b": "base", "winner": "run-a"},   # agrees
+             {"prompt_id": "ev-2", "model_a": "base", "model_b": "run-a", "winner": "run-a"},   # disagrees
+             {"prompt_id": "ev-3", "model_a": "base", "model_b": "run-a", "winner": "base"},    # human tie
+             {"prompt_id": "ev-9", "model_a": "base", "model_b": "run-a", "winner": "base"}]    # no human vote
+    a = stats.human_judge_agreement(votes, judge)
+    assert (a["matched"], a["decisive_both"], a["agree"], a["agreement"]) == (3, 2, 1, 0.5)
+
+
+# ---- CLI ------------------------------------------------------------------------------------------
+
+def test_cli_results_and_export(settings, tmp_path, monkeypatch, capsys):
+    from pipeline.cli import main
+
+    monkeypatch.setenv("TASKMASTER_WORK_DIR", str(settings.work_dir))
+    assert main(["arena", "results"]) == 2
+    assert "no Arena votes yet" in capsys.readouterr().err
+    store = VoteStore(votes_path(settings))
+    for i in range(7):
+        store.record(_row(i, "right"))
+    for i in range(3):
+        store.record(_row(10 + i, "left"))
+    assert main(["arena", "results", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["vs_base"][0]["win_rate"] == pytest.approx(0.7)
+    assert main(["arena", "results"]) == 0
+    assert "run-a vs base: win rate 70.0% [39.7%, 89.2%] (Wilson 95%)" in capsys.readouterr().out
+    assert main(["arena", "export", "--format", "csv", "--out", str(tmp_path / "v.csv")]) == 0
+    assert len(list(csv.DictReader((tmp_path / "v.csv").open()))) == 10
+
+
+# ---- optional Hub sync ------------------------------------------------------------------------------
+
+def test_sync_is_off_unless_configured_and_writes_one_file_per_vote(settings, tmp_path):
+    from pipeline.arena.sync import VoteSync
+
+    assert VoteSync.from_env(settings, env={}) is None  # nothing configured: no scheduler, no network
+
+    class FakeScheduler:  # the part of CommitScheduler VoteSync uses
+        lock = threading.Lock()
+
+    sync = VoteSync(tmp_path / "sync", scheduler=FakeScheduler())
+    path = sync.add(_row(7))
+    assert path == tmp_path / "sync" / "votes" / "b7.json"
+    assert json.loads(path.read_text())["model_right"] == "run-a"

@@ -1,0 +1,340 @@
+"""Evaluation: Wilson interval, gate arithmetic, metrics, the plan, the eval set loader, and
+the real `eval` / `respond` CLI on a tiny model with a real (two optimizer steps) LoRA adapter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.cli import main
+from pipeline.errors import UserError
+from pipeline.evaluation.evalset import load_eval_set
+from pipeline.evaluation.gates import APPROVED, ITERATE, check_quality_gates
+from pipeline.evaluation.metrics import ab_summary, compute_metrics
+from pipeline.evaluation.plan import build_plan
+from pipeline.evaluation.results import EvaluationResults, comparability, load_results
+from pipeline.evaluation.stats import distribution, wilson
+from pipeline.spec import load_persona
+
+from .conftest import PERSONA_DIR
+
+
+@pytest.fixture(scope="module")
+def spec():
+    return load_persona(PERSONA_DIR).spec
+
+
+# ---- statistics -------------------------------------------------------------------------
+def test_wilson_interval_known_values():
+    lo, hi = wilson(7, 10)
+    assert (round(lo, 4), round(hi, 4)) == (0.3968, 0.8922)  # the textbook example: 7/10
+    lo, hi = wilson(10, 10)
+    assert round(hi, 9) == 1.0 and round(lo, 4) == 0.7225  # all wins on 10 pairs is NOT proof of >= 72.25%
+    lo, hi = wilson(0, 20)
+    assert lo == 0.0 and round(hi, 4) == 0.1611
+    assert wilson(0, 0) == (0.0, 1.0)
+
+
+def test_distribution():
+    d = distribution([1, 2, 3, 4, 100])
+    assert d["median"] == 3 and d["min"] == 1 and d["max"] == 100 and d["n"] == 5
+    assert distribution([])["mean"] is None
+
+
+def test_ab_summary_ties_count_half_and_failures_are_excluded():
+    pairs = [{"ok": True, "winner": "a", "consistent": True}] * 6 + \
+            [{"ok": True, "winner": "tie", "consistent": False}] * 2 + \
+            [{"ok": True, "winner": "b", "consistent": True}] * 2 + \
+            [{"ok": False, "winner": None}]
+    ab = ab_summary(pairs)
+    assert (ab["wins"], ab["losses"], ab["ties"], ab["n"], ab["failures"], ab["inconsistent"]) == (6, 2, 2, 10, 1, 2)
+    assert ab["win_rate"] == 0.7
+    assert (ab["ci_low"], ab["ci_high"]) == tuple(round(x, 4) for x in wilson(7, 10))
+
+
+# ---- gates ------------------------------------------------------------------------------------
+def _metrics(spec, overall=8.0, trait=1.8, violations=0, n=60, scored=60, **traits):
+    tm = {t: traits.get(t, trait) for t in spec.trait_ids}
+    return {"overall_mean": overall, "trait_means": tm, "boundary_violations": violations, "n": n, "scored": scored,
+            "violations_by_type": {"condescending": violations} if violations else {}}
+
+
+GOOD_AB = {"wins": 50, "losses": 5, "ties": 5, "n": 60, "win_rate": 0.875, **dict(zip(("ci_low", "ci_high"), wilson(52.5, 60)))}
+TRAIN = {"final_loss": 0.22}
+
+
+def _gates(spec, m, ab=GOOD_AB, train=TRAIN, size=34_000_000):
+    passed, gates = check_quality_gates(m, spec, ab=ab, train=train, adapter_size_bytes=size)
+    return passed, {g.name: g for g in gates}
+
+
+def test_all_gates_pass_at_the_thresholds(spec):
+    passed, g = _gates(spec, _metrics(spec, overall=7.5, trait=1.5), size=50_000_000)
+    assert passed, {k: v.detail for k, v in g.items() if not v.passed}
+    assert set(g) == {"overall_score", "all_traits", "no_violations", "ab_win_rate", "final_train_loss",
+                      "adapter_size", "judge_coverage"}
+
+
+@pytest.mark.parametrize("change,gate", [
+    (dict(overall=7.49), "overall_score"),
+    (dict(optimistic=1.49), "all_traits"),
+    (dict(violations=1), "no_violations"),
+    (dict(scored=56), "judge_coverage"),  # 56/60 = 93% < 95%
+])
+def test_each_metric_gate_fails_just_below_its_threshold(spec, change, gate):
+    passed, g = _gates(spec, _metrics(spec, **change))
+    assert not passed
+    assert [k for k, v in g.items() if not v.passed] == [gate]
+    if gate == "all_traits":
+        assert "optimistic 1.49" in g[gate].detail
+
+
+def test_ab_gate_uses_the_lower_bound_not_the_point_estimate(spec):
+    lo, hi = wilson(8, 10)  # 80% point estimate, but only 10 pairs
+    ab = {"wins": 8, "losses": 2, "ties": 0, "n": 10, "win_rate": 0.8, "ci_low": lo, "ci_high": hi}
+    passed, g = _gates(spec, _metrics(spec), ab=ab)
+    assert not passed and not g["ab_win_rate"].passed
+    assert g["ab_win_rate"].value["win_rate"] == 0.8 and "win rate 80%" in g["ab_win_rate"].detail
+    lo, hi = wilson(80, 100)  # the same 80% on 100 pairs: lower bound 71%
+    passed, g = _gates(spec, _metrics(spec), ab={**ab, "wins": 80, "losses": 20, "n": 100, "ci_low": lo, "ci_high": hi})
+    assert passed
+
+
+def test_missing_training_figures_fail_with_the_reason(spec):
+    passed, g = _gates(spec, _metrics(spec), train={}, size=None, ab=None)
+    assert not passed
+    assert "train_summary.json" in g["final_train_loss"].detail and not g["final_train_loss"].passed
+    assert "adapter_size_bytes" in g["adapter_size"].detail and not g["adapter_size"].passed
+    assert not g["ab_win_rate"].passed
+    _, g = _gates(spec, _metrics(spec), train={"final_loss": 0.4}, size=50_000_001)
+    assert not g["final_train_loss"].passed  # the seed's "< 0.4" is strict
+    assert not g["adapter_size"].passed
+
+
+# ---- metrics -------------------------------------------------------------------------------
+def _row(id, reply, traits, violations=(), ok=True, category="c1"):
+    v = {"ok": ok, "traits": traits if ok else {}, "violations": [{"type": t, "quote": q, "reason": ""} for t, q in violations],
+         "pattern": {"acknowledge": True, "deliver": True, "propel": ok}, "overall": sum(traits.values()) if ok else None,
+         "error": None if ok else "judge down"}
+    return {"id": id, "category": category, "tags": [], "messages": [{"role": "user", "content": f"prompt {id}"}],
+            "reply": reply, "verdict": v}
+
+
+def test_compute_metrics(spec):
+    t2 = {t: 2 for t in spec.trait_ids}
+    t1 = {t: 1 for t in spec.trait_ids}
+    rows = [_row("1", "Nice work! Ready for what's next?", t2),
+            _row("2", "You should try harder!!", t1, [("condescending", "You should")], category="c2"),
+            _row("3", "Nice work! Ready for the next one.", t2),
+            _row("4", "whatever", {}, ok=False)]
+    m = compute_metrics(rows, spec)
+    assert m["n"] == 4 and m["scored"] == 3 and m["judge_failures"] == 1 and m["failed_ids"] == ["4"]
+    assert m["overall_mean"] == round((10 + 5 + 10) / 3, 3)  # the failure is not a 0
+    assert m["trait_means"]["encouraging"] == round(5 / 3, 3)
+    assert m["boundary_violations"] == 1 and m["violation_rate"] == round(1 / 3, 4)
+    assert m["violating_replies"][0]["id"] == "2" and m["violating_replies"][0]["prompt"] == "prompt 2"
+    assert m["per_category"]["c2"] == {"n": 1, "scored": 1, "overall_mean": 5.0, "violations": 1}
+    assert m["preferred_hits"] == {"Nice work!": 2, "Ready for what's next?": 1}
+    assert m["avoided_hits"] == {"You should": 1} and m["excessive_punctuation"] == {"!!": 1}
+    assert m["opener_diversity"] == 0.75  # "nice work ready" twice, "you should try", "whatever"
+    assert m["length_words"]["max"] == 7
+
+
+def test_build_plan_targets_the_weakest_traits(spec):
+    results = {"metrics": {"adapter": {"trait_means": {"encouraging": 1.2, "optimistic": 1.4, "action_oriented": 1.9,
+                                                       "productivity_focused": 1.6, "professional_friendly": 1.7}}},
+               "failing": [{"id": "e1", "category": "coaching", "prompt": "I keep putting it off", "reply": "ok",
+                            "traits": {"encouraging": 0}, "low_traits": ["encouraging"], "reasons": ["overall 4 < 7.5"]}]}
+    plan = build_plan(results, spec)
+    assert plan["weak_traits"] == ["encouraging", "optimistic"]
+    assert plan["failing"][0]["prompt"] == "I keep putting it off"
+    enc = [s for s in plan["scenarios"] if s["trait"] == "encouraging"]
+    assert enc[0]["category"] == "coaching" and "I keep putting it off" in enc[0]["scenario"]
+    assert "ENCOURAGING" in plan["prompts"][0]["prompt"] and spec.traits[0].rubric[2] in plan["prompts"][0]["prompt"]
+
+
+# ---- eval sets -----------------------------------------------------------------------------
+def test_eval_set_loader_reports_every_problem(tmp_path):
+    f = tmp_path / "e.jsonl"
+    f.write_text('{"id": "a", "prompt": "hi"}\n{"id": "a", "prompt": "dup"}\n{"id": "b"}\n'
+                 '{"id": "c", "messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]}\n')
+    with pytest.raises(UserError) as e:
+        load_eval_set(f)
+    msg = str(e.value)
+    assert "a: duplicate id" in msg and "b: needs a non-empty `prompt`" in msg and "c: messages must end with a user turn" in msg
+
+
+def test_shipped_eval_set_loads():
+    prompts = load_eval_set(PERSONA_DIR / "eval.yaml")
+    assert len(prompts) >= 40
+    multi = [p for p in prompts if "multi_turn" in p.tags]
+    assert multi and all(p.messages[-1]["role"] == "user" and len(p.messages) >= 3 for p in multi)
+
+
+# ---- the real CLI on a tiny model with a real adapter ----------------------------------------
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model_dir, tmp_path_factory) -> Path:
+    """A run folder like the training stage writes, with a LoRA adapter trained for two steps."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    run = tmp_path_factory.mktemp("run")
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    batch = tok(["Nice work! Ready for what's next?"], return_tensors="pt")
+    losses = []
+    for _ in range(2):
+        out = model(**batch, labels=batch["input_ids"])
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+        losses.append(out.loss.item())
+    model.save_pretrained(run / "adapter")
+    tok.save_pretrained(run / "adapter")
+    size = sum(p.stat().st_size for p in (run / "adapter").glob("*.safetensors"))
+    (run / "config.yaml").write_text(yaml.safe_dump({"base_model": str(tiny_model_dir), "persona": str(PERSONA_DIR)}))
+    (run / "train_summary.json").write_text(json.dumps({"final_loss": losses[-1], "adapter_size_bytes": size}))
+    return run
+
+
+def _write_eval_set(tmp_path) -> Path:
+    src = yaml.safe_load((PERSONA_DIR / "eval.yaml").read_text())
+    pick = [p for p in src["prompts"] if "multi_turn" in p["tags"]][:1] + src["prompts"][:5]
+    f = tmp_path / "eval.yaml"
+    f.write_text(yaml.safe_dump({"version": 1, "prompts": pick}))
+    return f
+
+
+def test_eval_cli_end_to_end_on_a_tiny_model(tiny_run, tmp_path, capsys):
+    eval_set = _write_eval_set(tmp_path)
+    out = tmp_path / "eval"
+    argv = ["eval", "--run", str(tiny_run), "--eval-set", str(eval_set), "--max-new-tokens", "6", "--out", str(out)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "QUALITY GATE STATUS" in text and ("APPROVED FOR DEPLOYMENT" in text or "REQUIRES ITERATION" in text)
+    for name in ("EVALUATION_RESULTS.json", "summary.md", "responses_base.jsonl", "responses_adapter.jsonl", "ab_pairs.jsonl"):
+        assert (out / name).is_file(), name
+    r = load_results(out)
+    assert isinstance(r, EvaluationResults) and r.schema_version == 1
+    d = json.loads((out / "EVALUATION_RESULTS.json").read_text())
+    assert d["eval_set"]["n"] == 6 and len(d["eval_set"]["sha256"]) == 64 and len(d["adapter"]["sha256"]) == 64
+    assert d["judge"] == {"kind": "rubric", "name": "rubric:v1", "model": None, "prompt_version": "v1", "heuristic": True,
+                          "pairwise": "pairwise-score:rubric:v1"}
+    assert d["ab"]["n"] + d["ab"]["failures"] == 6 and len(d["ab"]["pairs"]) == 6
+    assert {g["name"] for g in d["gates"]} >= {"overall_score", "all_traits", "no_violations", "ab_win_rate"}
+    assert d["decision"] == (APPROVED if all(g["passed"] for g in d["gates"]) else ITERATE)
+    # a random tiny model writes gibberish: the gates must not approve it
+    assert d["decision"] == ITERATE and not next(g for g in d["gates"] if g["name"] == "overall_score")["passed"]
+    assert next(g for g in d["gates"] if g["name"] == "final_train_loss")["value"] == \
+        json.loads((tiny_run / "train_summary.json").read_text())["final_loss"]
+    assert d["sampling"]["max_new_tokens"] == 6
+    rows = [json.loads(x) for x in (out / "responses_adapter.jsonl").read_text().splitlines()]
+    assert all("verdict" in r and r["model"]["adapter"] == "candidate" for r in rows)
+    multi = next(r for r in rows if len(r["messages"]) >= 3)  # the multi-turn probe ran as a conversation
+    assert multi["messages"][-1]["role"] == "user"
+    base = [json.loads(x) for x in (out / "responses_base.jsonl").read_text().splitlines()]
+    assert [r["reply"] for r in base] != [r["reply"] for r in rows]  # the adapter really answered
+    assert "## Quality gates" in (out / "summary.md").read_text()
+    assert d["plan"]["weak_traits"] and d["failing"]
+
+    # Judging again reuses the replies on disk (same reuse key): nothing is regenerated.
+    before = (out / "responses_adapter.jsonl").read_text()
+    assert main(argv) == 0
+    assert "reusing 6 replies" in capsys.readouterr().out
+    again = json.loads((out / "EVALUATION_RESULTS.json").read_text())
+    assert comparability(d, again) == []
+    assert [json.loads(x)["reply"] for x in before.splitlines()] == [r["reply"] for r in rows]
+
+
+def test_eval_tolerates_a_run_without_train_summary(tiny_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "adapter").mkdir(parents=True)
+    for f in (tiny_run / "adapter").iterdir():
+        (run / "adapter" / f.name).write_bytes(f.read_bytes())
+    (run / "config.yaml").write_text((tiny_run / "config.yaml").read_text())
+    eval_set = _write_eval_set(tmp_path)
+    assert main(["eval", "--run", str(run), "--eval-set", str(eval_set), "--limit", "2", "--max-new-tokens", "4",
+                 "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    loss = next(g for g in d["gates"] if g["name"] == "final_train_loss")
+    assert not loss["passed"] and "train_summary.json" in loss["detail"]
+    assert any("train_summary.json" in m for m in d["run_config"]["missing"])
+    assert next(g for g in d["gates"] if g["name"] == "adapter_size")["value"] > 0  # measured from the files
+
+
+def test_eval_cli_reports_every_problem_at_once(tmp_path, capsys):
+    assert main(["eval", "--run", str(tmp_path / "nope"), "--eval-set", str(tmp_path / "missing.yaml"),
+                 "--max-new-tokens", "0", "--judge", "llm"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for part in ("--run:", "--eval-set:", "--max-new-tokens: 0", "--judge llm: no judge endpoint"):
+        assert part in err, part
+
+
+def test_respond_cli_writes_replies_with_sampling(tiny_run, tiny_model_dir, tmp_path, capsys):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"id": "a", "prompt": "I finished the report"}\n'
+                       '{"id": "b", "messages": [{"role": "user", "content": "hi"}]}\n')
+    out = tmp_path / "r.jsonl"
+    assert main(["respond", "--base", str(tiny_model_dir), "--adapter", str(tiny_run / "adapter"), "--prompts", str(prompts),
+                 "--out", str(out), "--max-new-tokens", "5", "--temperature", "0"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b"]
+    assert rows[0]["sampling"]["temperature"] == 0 and rows[0]["sampling"]["max_new_tokens"] == 5
+    assert rows[0]["system_prompt"] is True and rows[0]["model"]["adapter_sha256"]
+    assert main(["respond", "--base", str(tiny_model_dir), "--adapter", str(tmp_path), "--prompts", str(prompts),
+                 "--out", str(out)]) == 2
+    assert "adapter_config.json" in capsys.readouterr().err
+
+
+# ---- the Evaluate tab through the real app -------------------------------------------------
+@pytest.mark.slow  # a real studio, a real background job (a subprocess that loads torch)
+def test_evaluate_tab_runs_a_background_eval_and_shows_the_gates(tiny_run, tmp_path, settings):
+    import shutil
+    import socket
+
+    from gradio_client import Client
+
+    from studio.app import build_app
+    from studio.context import StudioContext
+
+    run = settings.runs_dir / "tiny-run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval"))
+    ctx = StudioContext(settings)
+    demo = build_app(settings, ctx)
+    demo.queue()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+        choices = client.predict(api_name="/eval_runs")
+        assert str(run) in json.dumps(choices)
+        # A user mistake (no run chosen): a warning, not a job and not a traceback.
+        client.predict("", "rubric", None, 96, api_name="/eval_start")  # shown as gr.Warning (studio/guard.py)
+        assert ctx.jobs.latest("eval") is None
+        with pytest.raises(UserError, match="choose a run folder"):  # the message that warning carries
+            from pipeline.evaluation import studio_api
+
+            studio_api.start_eval(ctx.jobs, settings, "", "rubric")
+        started, status, _ = client.predict(str(run), "rubric", 2, 4, api_name="/eval_start")
+        assert "python -m pipeline eval --run" in started and "--limit 2" in started
+        job = ctx.jobs.wait(ctx.jobs.latest("eval").id, timeout=120)
+        assert job.state == "finished", job.log_tail(40)
+        decision, gates, traits, cats, worst, ab, summary, file = client.predict(str(run), api_name="/eval_view")
+        assert "REQUIRES ITERATION" in decision
+        rows = {r[0]: r[1] for r in gates["data"]}
+        assert rows["overall_score"] == "FAIL" and rows["adapter_size"] == "PASS" and set(rows.values()) <= {"PASS", "FAIL"}
+        assert "A/B" in ab and "## Quality gates" in summary
+        assert Path(file).name == "EVALUATION_RESULTS.json"
+        assert json.loads(Path(file).read_text())["schema_version"] == 1
+    finally:
+        demo.close()
