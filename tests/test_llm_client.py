@@ -160,7 +160,12 @@ def test_sync_wrapper_works_inside_a_running_loop():
         async def inside():
             return client.chat(MSG)  # e.g. called from an async Gradio callback
 
-        r = asyncio.run(inside())
+        # In a thread of its own: an earlier test in the same process (Gradio's app tests) can
+        # leave the main thread marked as running a loop, which would make asyncio.run refuse.
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            r = pool.submit(asyncio.run, inside()).result(timeout=60)
     assert r.text
 
 
