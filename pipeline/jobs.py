@@ -53,7 +53,7 @@ class Job:
             if self.exit.get("stopped"):
                 return "stopped"
             return "finished" if code == 0 else "failed"
-        return "running" if _alive(self.pid) else "lost"
+        return "running" if pid_alive(self.pid) else "lost"
 
     @property
     def command(self) -> str:
@@ -84,7 +84,10 @@ def _quote(a: str) -> str:
     return shlex.quote(a)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Is this process running (not gone, not a zombie)? Shared with pipeline.train.runner."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -32,6 +32,7 @@ import yaml
 
 from ..errors import UserError
 from ..jsonl import append_jsonl, atomic_write_text, read_jsonl, write_json
+from ..jobs import pid_alive
 from ..settings import Settings
 from .config import ConfigError, Hardware, Resolved, TrainConfig, load_config, parse_config, resolve
 from .data import default_data_path, load_training_records, tokenize_records
@@ -64,22 +65,6 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
 def run_status(run_dir: str | Path) -> dict:
     """status.json plus what only a reader can tell: `lost` (running, but its process is gone),
     the last checkpoint, and whether the run can be resumed."""
@@ -89,7 +74,7 @@ def run_status(run_dir: str | Path) -> dict:
         if not (run_dir / CONFIG).is_file():
             raise UserError(f"{run_dir}: not a training run folder (no {CONFIG} or {STATUS})")
         st = {"state": "queued"}
-    if st["state"] == "running" and not _pid_alive(st.get("pid")):
+    if st["state"] == "running" and not pid_alive(st.get("pid")):
         st["state"] = "lost"
     ckpt = last_checkpoint(run_dir)
     st["last_checkpoint"] = str(ckpt) if ckpt else None
