@@ -24,14 +24,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-from pydantic import ValidationError
-
 from .errors import UserError
 from .jsonl import atomic_write_text
 from .settings import Settings
-from .spec import (PERSONA_FILE, SCENARIOS_FILE, Persona, ScenarioMatrix, SpecError, _pydantic_problems, load_persona,
-                   parse_spec, render_markdown)
+from .spec import (PERSONA_FILE, SCENARIOS_FILE, Persona, SpecError, load_persona, parse_scenarios, parse_spec,
+                   render_markdown)
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
 RENDERED_FILE = "PERSONA_SPEC.md"
@@ -96,19 +93,6 @@ def open_persona(settings: Settings, name: str, message: str = "") -> PersonaVie
         markdown = "**This persona has problems; fix them in the editor and save:**\n\n" + "\n".join(
             f"- {p}" for p in exc.problems)
     return PersonaView(name, folder, spec_text, scen_text, version_hash(spec_text, scen_text), markdown, message)
-
-
-def parse_scenarios(text: str, source: str = SCENARIOS_FILE) -> ScenarioMatrix:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError([f"{source}: not valid YAML: {exc}"]) from None
-    if not isinstance(raw, dict):
-        raise SpecError([f"{source}: expected a mapping with a `categories` field"])
-    try:
-        return ScenarioMatrix.model_validate(raw)
-    except ValidationError as err:
-        raise SpecError(_pydantic_problems(Path(source), err, raw)) from None
 
 
 def validate_texts(name: str, spec_text: str, scenarios_text: str) -> Persona:

@@ -204,20 +204,28 @@ def _read_yaml(path: Path, problems: list[str]) -> object | None:
         return None
 
 
-def parse_spec(text: str, source: str = PERSONA_FILE) -> PersonaSpec:
-    """Validate persona YAML text (the studio's editor saves through this)."""
-    problems: list[str] = []
+def _parse_yaml_model(text: str, model: type[BaseModel], source: str, shape: str):
+    """Validate YAML text against a model; every problem as 'source: field: message'."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SpecError([f"{source}: not valid YAML: {exc}"]) from None
     if not isinstance(raw, dict):
-        raise SpecError([f"{source}: expected a mapping of fields at the top level"])
+        raise SpecError([f"{source}: expected {shape}"])
     try:
-        return PersonaSpec.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as err:
-        problems.extend(_pydantic_problems(Path(source), err, raw))
-        raise SpecError(problems) from None
+        raise SpecError(_pydantic_problems(Path(source), err, raw)) from None
+
+
+def parse_spec(text: str, source: str = PERSONA_FILE) -> PersonaSpec:
+    """Validate persona YAML text (the studio's editor saves through this)."""
+    return _parse_yaml_model(text, PersonaSpec, source, "a mapping of fields at the top level")
+
+
+def parse_scenarios(text: str, source: str = SCENARIOS_FILE) -> ScenarioMatrix:
+    """Validate scenario-matrix YAML text (the studio's editor saves through this)."""
+    return _parse_yaml_model(text, ScenarioMatrix, source, "a mapping with a `categories` field")
 
 
 def load_persona(folder: str | Path) -> Persona:
