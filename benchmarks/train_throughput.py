@@ -13,12 +13,16 @@ Variants, each adding one change to the previous, so the table shows which ones 
   plain-trl      the seed's config as a plain TRL script: conversational dataset, batch 2 x accum 4,
                  max_length 2048, pad to longest, full-sequence loss, TRL's defaults
                  (gradient checkpointing on, bf16 autocast where the CPU has it)
-  no-ckpt        + gradient checkpointing off (a 135M model's activations fit in RAM)
-  assistant-only + our labels: loss (and TRL's fused LM head) only on assistant tokens
+  no-ckpt        + our trainer (`PersonaSFTTrainer`: logits only at positions whose next token is a
+                   target, here every position, instead of TRL's fused float32 LM head) and
+                   gradient checkpointing off (a 135M model's activations fit in RAM)
+  assistant-only + our labels: loss only on assistant tokens, so ~70% of positions need no logits
   threads        + torch threads = physical cores
   grouped        + length-grouped padded batches of 8 (`batching: grouped`)
   rows           + instead, one conversation per micro-batch x 8 accumulation steps (no padding, no mask)
-  ours           + instead, the 8 conversations as one padding-free row (`batching: packed`, the default)
+  packed         + instead, the 8 conversations as one row, attention per conversation
+                   (`batching: packed`, `share_prefix: false`)
+  ours           + the persona prompt they share computed once (`share_prefix: true`, the default)
 """
 
 from __future__ import annotations
@@ -67,7 +71,7 @@ def plain_trl(model_path: str, convs: list, steps: int, bf16: bool, out: Path) -
 
 
 def ours(model_path: str, records, system_prompt: str, steps: int, out: Path, *, ckpt: bool, assistant_only: bool,
-         threads: int, batching: str, batch_size: int, grad_accum: int) -> dict:
+         threads: int, batching: str, batch_size: int, grad_accum: int, share_prefix: bool = True) -> dict:
     import torch
 
     from pipeline.train.backend_trl import TrlBackend, build_trainer
@@ -75,7 +79,7 @@ def ours(model_path: str, records, system_prompt: str, steps: int, out: Path, *,
     from pipeline.train.data import tokenize_records
 
     cfg = TrainConfig(base_model=model_path, lora=SEED_LORA, batch_size=batch_size, grad_accum=grad_accum,
-                      max_steps=steps, batching=batching, num_threads=threads, save_strategy="steps", save_steps=10**6,
+                      max_steps=steps, batching=batching, share_prefix=share_prefix, num_threads=threads, save_strategy="steps", save_steps=10**6,
                       gradient_checkpointing="on" if ckpt else "off", logging_steps=1)
     res = resolve(cfg, Hardware.detect())
     default_threads = torch.get_num_threads()
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.train_throughput", description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=3, help="optimizer steps per variant (8 conversations each)")
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--variants", default="plain-trl,no-ckpt,assistant-only,threads,grouped,rows,ours")
+    ap.add_argument("--variants", default="plain-trl,no-ckpt,assistant-only,threads,grouped,rows,packed,ours")
     ap.add_argument("--json", help="also write the table as JSON here")
     args = ap.parse_args(argv)
 
@@ -134,8 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                                   threads=hw.physical_cores, batching="grouped", batch_size=8, grad_accum=1),
         "rows": lambda o: ours(model_path, records, system_prompt, args.steps, o, ckpt=False, assistant_only=True,
                                threads=hw.physical_cores, batching="grouped", batch_size=1, grad_accum=8),
+        "packed": lambda o: ours(model_path, records, system_prompt, args.steps, o, ckpt=False, assistant_only=True,
+                                 threads=hw.physical_cores, batching="packed", batch_size=8, grad_accum=1,
+                                 share_prefix=False),
         "ours": lambda o: ours(model_path, records, system_prompt, args.steps, o, ckpt=False, assistant_only=True,
-                                 threads=hw.physical_cores, batching="packed", batch_size=8, grad_accum=1),
+                               threads=hw.physical_cores, batching="packed", batch_size=8, grad_accum=1),
     }
     chosen = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in variants]

@@ -266,21 +266,38 @@ def test_presets_and_cli_refusal(capsys, tiny_model_dir):
     assert not Path("/tmp/never-written").exists()
 
 
-def test_packed_rows_give_the_same_loss_as_padded_rows(tiny_model_dir, data_file, settings, tmp_path):
-    """`batching: packed` flattens a batch into one row with position_ids; attention must not cross
-    conversations, so the loss equals the padded batch's."""
+def test_packed_rows_give_the_same_loss_and_gradients_as_padded_batches(tiny_model_dir, data_file, settings, tmp_path):
+    """`batching: packed` lays a micro-batch out as one row (shared persona prefix once, then each
+    conversation's rest) with per-conversation attention, and the trainer computes logits only at
+    target positions; loss and LoRA gradients must equal TRL's padded batch with TRL's own loss."""
+    from trl import SFTTrainer
+
     from pipeline.train.backend_trl import TrlBackend, build_trainer
 
-    losses = {}
-    for batching in ("padded", "packed"):
-        p = prepare(_tiny_cfg(tiny_model_dir, data_file, batching=batching, batch_size=4), settings)
+    results = {}
+    for name, kw in {"padded": dict(batching="padded"), "packed": dict(batching="packed", share_prefix=False),
+                     "shared": dict(batching="packed", share_prefix=True)}.items():
+        p = prepare(_tiny_cfg(tiny_model_dir, data_file, batch_size=4, **kw), settings)
+        torch.manual_seed(0)  # the same LoRA A init in each (B starts at zero, so its gradient depends on A)
         model, tok = TrlBackend(p.cfg, p.res).load(p.model_path)
         data = tokenize_records(tok, p.records, p.system_prompt, p.cfg.max_length)
-        trainer = build_trainer(model, tok, data.rows, p.cfg, p.res, tmp_path / batching, [])
+        trainer = build_trainer(model, tok, data.rows, p.cfg, p.res, tmp_path / name, [])
         batch = trainer.data_collator(data.rows)
-        if batching == "packed":
+        n_targets = int((batch["labels"][:, 1:] != -100).sum())
+        if name == "padded":  # the reference: TRL's own compute_loss on TRL's padded batch
+            loss = SFTTrainer.compute_loss(trainer, model, dict(batch), num_items_in_batch=n_targets)
+        else:
             assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch
-        with torch.no_grad():
-            out = model(**{k: v for k, v in batch.items() if k in ("input_ids", "labels", "attention_mask", "position_ids")})
-        losses[batching] = out.loss.item()
-    assert abs(losses["padded"] - losses["packed"]) < 1e-4, losses
+            loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=n_targets)
+        loss.backward()
+        grads = {n: prm.grad.detach().clone() for n, prm in model.named_parameters() if prm.requires_grad}
+        results[name] = (loss.item(), grads, batch["input_ids"].numel(), n_targets)
+    ref_loss, ref_grads, padded_len, ref_targets = results["padded"]
+    for name in ("packed", "shared"):
+        loss, grads, length, targets = results[name]
+        assert targets == ref_targets, (name, targets, ref_targets)
+        assert abs(loss - ref_loss) < 1e-4, (name, loss, ref_loss)
+        for n, g in ref_grads.items():
+            assert torch.allclose(grads[n], g, atol=1e-5, rtol=1e-3), (name, n, (grads[n] - g).abs().max())
+    # the shared persona prompt is computed once: the shared row is shorter than the plain packed one
+    assert results["shared"][2] < results["packed"][2] < padded_len

@@ -9,9 +9,12 @@ CPU speed (measured in benchmarks/train_throughput.py, numbers in docs/notes/5.m
   * bf16 autocast where the CPU has AVX512-BF16/AMX;
   * no gradient checkpointing on CPU: a 135M model's activations fit in RAM, and recomputing
     the forward costs ~30% more time (TRL turns it on by default);
-  * length-grouped batches: rows of similar length share a batch, so little compute goes to
-    padding; the loss only reads assistant positions, and TRL's fused LM head then computes
-    logits for those positions only.
+  * packed micro-batches (`batching: packed`, the default): the conversations of a micro-batch
+    as one row, no padding, the persona prompt they share computed once, and attention run per
+    conversation (`packing.py`, `segment_attention.py`);
+  * logits only where the loss reads them: assistant-only labels leave ~70% of positions
+    without a target, and `PersonaSFTTrainer` projects only the others onto the vocabulary
+    (`trainer.py`) instead of TRL's fused full-vocabulary log-softmax at every position.
 """
 
 from __future__ import annotations
@@ -63,9 +66,17 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
                   callbacks: list):
     """The SFTTrainer both backends run: pre-tokenized rows, the config's schedule, checkpoints in out_dir."""
     from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
-    padding_free = cfg.batching == "packed"
+    from .packing import PackedCollator
+    from .segment_attention import register
+    from .trainer import persona_trainer_class
+
+    packed = cfg.batching == "packed"
+    collator = None
+    if packed:
+        collator = PackedCollator(share_prefix=cfg.share_prefix)
+        model.set_attn_implementation(register())
     ds = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
     args = SFTConfig(
         output_dir=str(out_dir / "checkpoints"),
@@ -82,9 +93,8 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
         fp16=res.precision == "fp16",
         use_cpu=res.device == "cpu",
         activation_checkpointing=res.gradient_checkpointing,
-        # rows are already truncated to max_length by pipeline.train.data; padding-free needs None here
-        max_length=None if padding_free else cfg.max_length,
-        padding_free=padding_free,
+        # rows are already truncated to max_length by pipeline.train.data; packed rows are longer by design
+        max_length=None if packed else cfg.max_length,
         train_sampling_strategy="group_by_length" if cfg.batching == "grouped" else "random",
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
@@ -98,4 +108,5 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
         dataset_num_proc=None,
         disable_tqdm=False,
     )
-    return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer, callbacks=callbacks)
+    return persona_trainer_class()(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
+                                   data_collator=collator, callbacks=callbacks)

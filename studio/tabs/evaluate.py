@@ -18,7 +18,9 @@ from pipeline.evaluation import studio_api as api
 def create_tab(ctx) -> None:
     settings, jobs = ctx.settings, ctx.jobs
     with gr.Row():
-        run = gr.Dropdown(choices=api.list_runs(settings), label="Run (runs/<id> with an adapter)", allow_custom_value=True,
+        # Empty in the page config (public even when access is restricted); filled on load by a
+        # protected handler, so run folder names only reach an admin.
+        run = gr.Dropdown(choices=[], value=None, label="Run (runs/<id> with an adapter)", allow_custom_value=True,
                           elem_id="eval-run", scale=3)
         refresh = gr.Button("Refresh runs", scale=0, elem_id="eval-refresh")
     with gr.Row():
@@ -54,6 +56,10 @@ def create_tab(ctx) -> None:
         v = api.view(r)
         return v["decision"], v["gates"], v["traits"], v["categories"], v["worst"], v["ab"], v["summary"], v["file"]
 
+    def fill_runs():
+        runs = api.list_runs(settings)
+        return gr.update(choices=runs, value=runs[0] if runs else None)
+
     refresh.click(lambda: gr.update(choices=api.list_runs(settings)), outputs=[run], api_name="eval_runs")
     run.change(show, inputs=[run], outputs=view_outputs, api_name="eval_view")
     start.click(lambda r, j, n, m: api.start_eval(jobs, settings, r, j, n, m), inputs=[run, judge, limit, max_new],
@@ -64,5 +70,6 @@ def create_tab(ctx) -> None:
     from gradio.context import Context
 
     Context.root_block.load(lambda: api.job_status(jobs), outputs=[job_md, job_log])
-    # The run list preselects the newest run, and a preset value fires no change event: show its results on load.
-    Context.root_block.load(show, inputs=[run], outputs=view_outputs)
+    # On load: the run list, newest preselected, then its results (a value set by a handler's
+    # output fires no change event, hence the explicit .then).
+    Context.root_block.load(fill_runs, outputs=[run]).then(show, inputs=[run], outputs=view_outputs)

@@ -15,12 +15,12 @@ import pandas as pd
 from pipeline.train import monitor
 from pipeline.train.config import ALL_MODULES, PRESETS
 
-_LOSS_COLUMNS = ["step", "loss"]
-
 
 def _loss_frame(view) -> pd.DataFrame:
-    rows = [{"step": m["step"], "loss": m["loss"]} for m in view.metrics]
-    return pd.DataFrame(rows, columns=_LOSS_COLUMNS)
+    # Explicit numeric dtypes: an empty or object-typed frame makes the plot treat the axes as
+    # categories (one tick per value, in arrival order) instead of a scale.
+    return pd.DataFrame({"step": pd.Series([m["step"] for m in view.metrics], dtype="int64"),
+                         "loss": pd.Series([float(m["loss"]) for m in view.metrics], dtype="float64")})
 
 
 def create_tab(ctx) -> None:
