@@ -318,10 +318,9 @@ class Hardware(BaseModel):
             props = torch.cuda.get_device_properties(0)
             name, mem = props.name, props.total_memory / 2**30
         else:
-            try:
-                bf16 = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-            except Exception:
-                bf16 = False
+            from ..models import cpu_has_native_bf16
+
+            bf16 = cpu_has_native_bf16()
             name, mem = "cpu", 0.0
         return cls(cuda=cuda, bf16=bf16, unsloth=cuda and importlib.util.find_spec("unsloth") is not None,
                    bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None, device_name=name,
