@@ -105,6 +105,24 @@ def test_mixed_batch_stream_equals_separate_greedy_generation(tiny_arena):
         list(engine.stream_batch([conv, conv], [None, "nope"], greedy))
 
 
+def test_a_batch_of_two_adapters_and_the_base_equals_separate_generation(tiny_arena):
+    """One adapter per batch takes the row-masked path; two different adapters fall back to PEFT's
+    mixed-adapter batches. Both must answer each row exactly as a single `generate` would, and
+    leave the adapters' scales as they were."""
+    settings, engine = tiny_arena
+    for name, seed in (("run-a", 0), ("run-b", 1)):
+        make_finished_run(settings.runs_dir, engine.base_name, name, seed=seed)
+        engine.attach_adapter(name, settings.runs_dir / name / "adapter")
+    conv = [{"role": "system", "content": "You are TaskMaster."}, {"role": "user", "content": "Plan my day"}]
+    greedy = SamplingConfig(max_new_tokens=10, temperature=0)
+    alone = {a: engine.generate(conv, a, greedy) for a in (None, "run-a", "run-b")}
+    assert len(set(alone.values())) == 3  # three different models
+    for rows in ([None, "run-a", "run-b"], ["run-b", None], ["run-a", "run-a", None]):
+        texts, done = list(engine.stream_batch([conv] * len(rows), rows, greedy))[-1]
+        assert all(done) and [t.strip() for t in texts] == [alone[a] for a in rows], rows
+    assert {a: engine.generate(conv, a, greedy) for a in alone} == alone
+
+
 def test_arena_multi_turn_keeps_sides_and_records_the_vote(tiny_arena):
     settings, engine = tiny_arena
     arena = Arena(settings, lambda: engine, limits=Limits(max_new_tokens=6, max_turns=2))
