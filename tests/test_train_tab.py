@@ -37,9 +37,9 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         url = f"http://127.0.0.1:{port}"
         client = Client(url, verbose=False)
         # the form: preset, base, persona, data, r, alpha, dropout, targets, epochs, batch, accum, lr, max_len,
-        # warmup, max_steps, batching
+        # warmup, max_steps, batching, layers
         form = ["smoke", str(tiny_model_dir), "taskmaster", str(data), 4, 8, 0.0, ["q_proj", "v_proj"], 1, 2, 1,
-                0.005, 384, 0, 3, "grouped"]
+                0.005, 384, 0, 3, "grouped", 0]
         progress, plot, log, command = client.predict(*form, api_name="/train_start")
         assert "python -m pipeline train --preset smoke" in command and "lora.r=4" in command
         jobs = JobManager(settings.state_dir / "jobs")

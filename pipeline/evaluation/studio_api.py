@@ -76,7 +76,7 @@ def results_path(run: str) -> Path:
 def view(run: str | None) -> dict:
     """Everything the tab shows for a run's latest evaluation (empty frames if none yet)."""
     empty = {"decision": "No evaluation for this run yet: start one above.", "gates": pd.DataFrame(
-        columns=["gate", "result", "value", "threshold", "detail"]), "traits": pd.DataFrame(columns=["trait", "model", "score"]),
+        columns=["gate", "result", "value", "threshold", "detail"]), "traits": pd.DataFrame(columns=["trait", "model", "score", "bar"]),
         "categories": pd.DataFrame(columns=["category", "n", "base", "adapter", "change", "base violations",
                                             "adapter violations"]),
         "worst": pd.DataFrame(columns=["id", "overall", "prompt", "reply", "violations"]), "ab": "", "summary": "",
@@ -91,7 +91,9 @@ def view(run: str | None) -> dict:
     gates = pd.DataFrame([{"gate": g["name"], "result": "PASS" if g["passed"] else "FAIL",
                            "value": json.dumps(g["value"]) if isinstance(g["value"], (dict, list)) else g["value"],
                            "threshold": g["threshold"], "detail": g["detail"]} for g in r["gates"]])
-    traits = pd.DataFrame([{"trait": t, "model": m, "score": src["trait_means"].get(t)}
+    # "bar" gives each (trait, model) its own bar: Gradio's BarPlot stacks bars that share an x
+    # value, which would pile base on adapter instead of setting them side by side.
+    traits = pd.DataFrame([{"trait": t, "model": m, "score": src["trait_means"].get(t), "bar": f"{t} · {m}"}
                            for t in a["trait_means"] for m, src in (("base", b), ("adapter", a))])
     cats = pd.DataFrame([{"category": c["category"], "n": c["n"], "base": c["base_mean"], "adapter": c["adapter_mean"],
                           "change": c["delta"], "base violations": c["base_violations"],

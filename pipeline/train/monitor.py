@@ -20,7 +20,8 @@ from .config import ConfigError, TrainConfig, _deep_merge, preset_overrides, val
 KIND = "train"
 # The form's fields, in order (each maps to a TrainConfig setting).
 FORM_FIELDS = ["preset", "base_model", "persona", "data", "r", "alpha", "dropout", "target_modules", "epochs",
-               "batch_size", "grad_accum", "learning_rate", "max_length", "warmup_steps", "max_steps", "batching"]
+               "batch_size", "grad_accum", "learning_rate", "max_length", "warmup_steps", "max_steps", "batching",
+               "layers"]
 
 
 def form_defaults(preset: str, settings: Settings) -> dict:
@@ -30,7 +31,8 @@ def form_defaults(preset: str, settings: Settings) -> dict:
             "r": cfg.lora.r, "alpha": cfg.lora.alpha, "dropout": cfg.lora.dropout,
             "target_modules": list(cfg.lora.target_modules), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
             "grad_accum": cfg.grad_accum, "learning_rate": cfg.learning_rate, "max_length": cfg.max_length,
-            "warmup_steps": cfg.warmup_steps, "max_steps": cfg.max_steps, "batching": cfg.batching}
+            "warmup_steps": cfg.warmup_steps, "max_steps": cfg.max_steps, "batching": cfg.batching,
+            "layers": cfg.lora.layers}
 
 
 def _num(v, typ):
@@ -50,7 +52,8 @@ def form_values(form: dict) -> tuple[str, dict]:
         "persona": (form.get("persona") or "").strip() or None,
         "data": (form.get("data") or "").strip() or None,
         "lora": {"r": _num(form.get("r"), int), "alpha": _num(form.get("alpha"), int),
-                 "dropout": _num(form.get("dropout"), float), "target_modules": list(form.get("target_modules") or [])},
+                 "dropout": _num(form.get("dropout"), float), "target_modules": list(form.get("target_modules") or []),
+                 "layers": _num(form.get("layers"), int)},
         "epochs": _num(form.get("epochs"), float), "batch_size": _num(form.get("batch_size"), int),
         "grad_accum": _num(form.get("grad_accum"), int), "learning_rate": _num(form.get("learning_rate"), float),
         "max_length": _num(form.get("max_length"), int), "warmup_steps": _num(form.get("warmup_steps"), int),
@@ -103,7 +106,7 @@ def plan_report(form: dict, settings: Settings) -> str:
         problems.append(f"persona: {exc}")
     try:
         p = plan(cfg.base_model, cfg.lora.r, cfg.lora.target_modules, settings=settings, max_adapter_mb=limit,
-                 batch_size=cfg.batch_size, max_length=cfg.max_length)
+                 batch_size=cfg.batch_size, max_length=cfg.max_length, layers=cfg.lora.layers)
     except Exception as exc:
         return f"**Plan unavailable:** {exc}"
     lines = ["**Plan** (from the model's config, before any weight is loaded)", "", "```", *p.summary_lines(), "```"]

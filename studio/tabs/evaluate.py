@@ -40,7 +40,7 @@ def create_tab(ctx) -> None:
     decision = gr.Markdown(elem_id="eval-decision")
     gates = gr.Dataframe(label="Quality gates", interactive=False, wrap=True, elem_id="eval-gates")
     with gr.Row():
-        traits = gr.BarPlot(x="trait", y="score", color="model", title="Trait means (0-2), base vs adapter",
+        traits = gr.BarPlot(x="bar", y="score", color="model", x_title="trait · model", title="Trait means (0-2), base vs adapter",
                             y_lim=[0, 2], height=300, elem_id="eval-traits")
         with gr.Column():
             ab = gr.Markdown(elem_id="eval-ab")

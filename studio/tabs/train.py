@@ -55,8 +55,11 @@ def create_tab(ctx) -> None:
         max_steps = gr.Number(d["max_steps"], label="Max steps (-1: all epochs)", precision=0, elem_id="train-maxsteps")
         batching = gr.Dropdown(["grouped", "padded", "packed"], value=d["batching"], label="Batching",
                                elem_id="train-batching")
+        layers = gr.Number(d["layers"], label="Adapted layers (0 = all)", precision=0, minimum=0,
+                           elem_id="train-layers",
+                           info="only the last N decoder layers get LoRA; on CPU backward then stops there")
     form = [preset, base, persona, data, r, alpha, dropout, targets, epochs, batch, accum, lr, max_len, warmup,
-            max_steps, batching]
+            max_steps, batching, layers]
     plan_md = gr.Markdown(elem_id="train-plan")
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
