@@ -40,8 +40,9 @@ def create_tab(ctx) -> None:
     decision = gr.Markdown(elem_id="eval-decision")
     gates = gr.Dataframe(label="Quality gates", interactive=False, wrap=True, elem_id="eval-gates")
     with gr.Row():
-        traits = gr.BarPlot(x="bar", y="score", color="model", x_title="trait · model", title="Trait means (0-2), base vs adapter",
-                            y_lim=[0, 2], height=300, elem_id="eval-traits")
+        traits = gr.BarPlot(x="bar", y="score", color="model", x_title="trait · model", x_label_angle=-35,
+                            title="Trait means (0-2), base vs adapter", y_lim=[0, 2], height=380,
+                            elem_id="eval-traits")
         with gr.Column():
             ab = gr.Markdown(elem_id="eval-ab")
             download = gr.File(label="EVALUATION_RESULTS.json", interactive=False, elem_id="eval-download")
