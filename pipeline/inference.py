@@ -156,10 +156,11 @@ class ChatEngine:
         """Generate replies for several conversations in ONE batched `generate`, each row as its
         own adapter (None = base), and yield (texts so far, finished flags) after every step.
 
-        Added for the Arena (issue 7): PEFT's mixed-adapter batches (`adapter_names=[...]`,
-        "__base__" for the base weights) let one copy of the base weights answer as the base
-        and as an adapter in the same forward pass, so both sides stream at once at about the
-        cost of one. Without attached adapters every row must be the base.
+        Added for the Arena (issue 7): one copy of the base weights answers as the base and as
+        an adapter in the same forward pass, so both sides stream at once at about the cost of
+        one. One adapter among base rows: a per-row LoRA scale (`_row_masked`); several
+        adapters: PEFT's mixed-adapter batches (`adapter_names=[...]`, "__base__" for the
+        base). Without attached adapters every row must be the base.
         """
         import queue as _queue
 
@@ -187,12 +188,11 @@ class ChatEngine:
                     finally:
                         tok.padding_side = old_side
                     kw = {}
-                    mode = self._row_masked(adapters)
-                    if mode is None and self.adapters:
+                    masked = self._row_masked(adapters)
+                    if masked is None and self.adapters:
                         kw["adapter_names"] = ["__base__" if a is None else a for a in adapters]
-                        mode = contextlib.nullcontext()
                     torch.manual_seed(sampling.seed)
-                    with mode or contextlib.nullcontext(), torch.inference_mode():
+                    with masked or contextlib.nullcontext(), torch.inference_mode():
                         self.model.generate(**enc, **sampling.generate_kwargs(), streamer=streamer,
                                             pad_token_id=tok.pad_token_id, **kw)
             except BaseException as exc:  # surface errors in the consumer thread

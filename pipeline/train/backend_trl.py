@@ -73,8 +73,12 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
     from .trainer import persona_trainer_class
 
     packed = cfg.batching == "packed"
+    # unsloth patches the model's attention and loss itself, so it keeps plain TRL: packed batches
+    # are TRL's padding-free rows (position_ids, no prefix sharing). Unverified on a GPU so far
+    # (docs/notes/5.md); the speed-ups in this module's docstring are the TRL backend's.
+    ours = res.backend != "unsloth"
     collator = None
-    if packed:
+    if packed and ours:
         collator = PackedCollator(share_prefix=cfg.share_prefix)
         model.set_attn_implementation(register())
     ds = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
@@ -95,6 +99,7 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
         activation_checkpointing=res.gradient_checkpointing,
         # rows are already truncated to max_length by pipeline.train.data; packed rows are longer by design
         max_length=None if packed else cfg.max_length,
+        padding_free=packed and not ours,
         train_sampling_strategy="group_by_length" if cfg.batching == "grouped" else "random",
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
@@ -108,5 +113,9 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
         dataset_num_proc=None,
         disable_tqdm=False,
     )
+    if not ours:
+        from trl import SFTTrainer
+
+        return SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tokenizer, callbacks=callbacks)
     return persona_trainer_class()(model=model, args=args, train_dataset=ds, processing_class=tokenizer,
                                    data_collator=collator, callbacks=callbacks)
