@@ -105,14 +105,15 @@ def test_mixed_batch_stream_equals_separate_greedy_generation(tiny_arena):
         list(engine.stream_batch([conv, conv], [None, "nope"], greedy))
 
 
-def test_a_batch_of_two_adapters_and_the_base_equals_separate_generation(tiny_arena):
+def test_a_batch_of_two_adapters_and_the_base_equals_separate_generation(tiny_arena, tmp_path):
     """One adapter per batch takes the row-masked path; two different adapters fall back to PEFT's
     mixed-adapter batches. Both must answer each row exactly as a single `generate` would, and
     leave the adapters' scales as they were."""
     settings, engine = tiny_arena
-    for name, seed in (("run-a", 0), ("run-b", 1)):
-        make_finished_run(settings.runs_dir, engine.base_name, name, seed=seed)
-        engine.attach_adapter(name, settings.runs_dir / name / "adapter")
+    engine.attach_adapter("run-a", settings.runs_dir / "run-a" / "adapter")
+    # outside the studio's runs/ so the Arena tests below still see only base and run-a as contenders
+    make_finished_run(tmp_path, engine.base_name, "run-b", seed=1)
+    engine.attach_adapter("run-b", tmp_path / "run-b" / "adapter")
     conv = [{"role": "system", "content": "You are TaskMaster."}, {"role": "user", "content": "Plan my day"}]
     greedy = SamplingConfig(max_new_tokens=10, temperature=0)
     alone = {a: engine.generate(conv, a, greedy) for a in (None, "run-a", "run-b")}
