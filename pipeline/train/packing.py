@@ -53,7 +53,7 @@ def shareable_prefix_len(input_ids: list[list[int]], labels: list[list[int]]) ->
 class PackedCollator:
     """A list of {"input_ids", "labels"} -> one packed row (see the module docstring).
 
-    Output: input_ids, labels, position_ids (each [1, L]); segment_bounds ([2 + n] int tensor:
+    Output: input_ids, labels, position_ids (each [1, L]); segment_bounds ([1 + n] int tensor:
     prefix length, then the end of each remainder in the row); conversation_tokens (the tokens the
     conversations have, prefix counted once per conversation, which is what throughput is
     reported in, so figures compare with unpacked batching)."""
