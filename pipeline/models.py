@@ -207,8 +207,19 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def cuda_has_native_bf16() -> bool:
+    """The GPU computes bf16 in hardware (Ampere and newer). `torch.cuda.is_bf16_supported()`
+    also says yes on a T4 (Turing), where bf16 is emulated and slow: ask without emulation."""
+    import torch
+
+    try:
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # a torch without the keyword: fall back to the compute capability (8.0 = Ampere)
+        return torch.cuda.is_available() and torch.cuda.get_device_capability()[0] >= 8
+
+
 def serving_dtype(device: str):
-    """bf16 on CUDA and on CPUs with native bf16, float32 elsewhere.
+    """bf16 on GPUs and CPUs with native bf16, float16 on older GPUs (a T4), float32 elsewhere.
 
     Decoding one token of a small model on CPU reads every weight once and is bound by memory
     bandwidth: on this project's 2-core CPU, SmolLM2-135M decodes in 35 ms per token in bf16
@@ -216,7 +227,9 @@ def serving_dtype(device: str):
     against 1.6x in float32 (docs/notes/7.md)."""
     import torch
 
-    if device == "cuda" or (device == "cpu" and cpu_has_native_bf16()):
+    if device == "cuda":
+        return torch.bfloat16 if cuda_has_native_bf16() else torch.float16
+    if device == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return torch.float32
 

@@ -164,35 +164,39 @@ def test_eval_prompt_carries_its_category_and_a_stream_cut_short_drops_the_turn(
     assert s.battle.state == "open" and s.battle.turns == 0
 
 
-def test_battles_waiting_for_the_model_share_one_batch(tiny_arena):
+def test_battles_join_the_running_batch_and_both_sides_advance_together(tiny_arena):
+    """Battles sent while another is decoding join its batch at the next step (continuous
+    batching) instead of waiting; each battle's two sides are admitted in the same step and
+    every update advances both; each side equals its model answering alone."""
     import threading
 
-    from pipeline.arena.streaming import PairBatcher
+    from pipeline.arena.streaming import stream_pair
 
     settings, engine = tiny_arena
     engine.attach_adapter("run-a", settings.runs_dir / "run-a" / "adapter")
     greedy = SamplingConfig(max_new_tokens=8, temperature=0)
     convs = [[{"role": "user", "content": p}] for p in ("Create a task", "Create a tusk", "Create a tank")]
-    batcher = PairBatcher(lambda: engine, max_battles=8)
     results: dict[int, tuple[str, str]] = {}
+    steps_before = engine.batcher.stats["steps"]
+    long = stream_pair(engine, convs[0], convs[0], "run-a", None, SamplingConfig(max_new_tokens=60, temperature=0))
+    first = next(long)
 
     def battle(i):
         last = None
-        for last in batcher.stream(convs[i], convs[i], None, "run-a", greedy):
+        for last in stream_pair(engine, convs[i], convs[i], None, "run-a", greedy, client=f"voter-{i}"):
             pass
         results[i] = (last.left, last.right)
 
-    with engine._lock:  # the model is busy: all three battles queue up meanwhile
-        threads = [threading.Thread(target=battle, args=(i,)) for i in range(3)]
-        for t in threads:
-            t.start()
-        import time
-
-        time.sleep(0.5)
+    threads = [threading.Thread(target=battle, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
     for t in threads:
         t.join(timeout=60)
+    rest = list(long)
     assert sorted(results) == [0, 1, 2]
-    assert max(batcher.batches) >= 2 and sum(batcher.batches) == 3
+    assert engine.batcher.stats["max_rows_seen"] >= 4  # the long battle and at least one more, together
+    assert rest and not first.done  # the long battle was still decoding while the others ran
     for i in range(3):  # each battle got its own rows: base on the left, the adapter on the right
         assert results[i][0].strip() == engine.generate(convs[i], None, greedy)
         assert results[i][1].strip() == engine.generate(convs[i], "run-a", greedy)
+    assert engine.batcher.stats["steps"] > steps_before

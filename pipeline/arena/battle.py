@@ -36,7 +36,9 @@ class Limits:
     max_turns: int = 3             # user turns per battle; the vote is about the whole conversation
     turns_per_minute: int = 6      # per session: 6 turns x 2 replies is ~all one CPU can serve per minute
     max_new_tokens: int = 150      # per reply (the seed's usage example)
-    batch_battles: int = 8         # battles answered together in one batched generate (16 rows)
+    # battles streaming at once: each is 2 rows of the engine's continuous batch (48 rows); more
+    # senders wait in Gradio's queue
+    batch_battles: int = 24
 
     ENV = {"max_prompt_chars": "TASKMASTER_ARENA_MAX_PROMPT_CHARS", "max_turns": "TASKMASTER_ARENA_MAX_TURNS",
            "turns_per_minute": "TASKMASTER_ARENA_TURNS_PER_MINUTE",

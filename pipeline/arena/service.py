@@ -23,7 +23,7 @@ from ..prompting import with_persona_system
 from ..settings import Settings
 from . import stats
 from .battle import ArenaSession, Battle, Limits, new_battle, voter_id
-from .streaming import PairBatcher, PairUpdate
+from .streaming import PairUpdate, stream_pair
 from .sync import VoteSync
 from .votes import VoteStore, votes_path
 
@@ -75,8 +75,6 @@ class Arena:
         self.store = store or VoteStore(votes_path(settings))
         self.sync = sync
         self._salt = self._load_salt()
-        # Battles waiting for the model are answered together (see PairBatcher).
-        self.batcher = PairBatcher(engine, max_battles=limits.batch_battles)
 
     def _load_salt(self) -> bytes:
         """A server-side secret so anonymous voter ids cannot be linked back to a session."""
@@ -154,11 +152,11 @@ class Arena:
         s.pending_prompt = None
         b.add_user_turn(text, self.limits, context)
         try:
-            yield from self._generate(b)
+            yield from self._generate(b, s.voter_id or "anon")
         finally:
             b.abort_turn()  # no-op when the turn finished; drops the turn if the voter left mid-stream
 
-    def _generate(self, b: Battle) -> Iterator[PairUpdate]:
+    def _generate(self, b: Battle, client: str) -> Iterator[PairUpdate]:
         engine = self._engine()
         contenders = self.contenders()
         adapters = []
@@ -169,10 +167,7 @@ class Arena:
             folder = contenders.get(model)
             if folder is None:
                 raise UserError("The run behind one side of this battle is gone; press 'New battle'.")
-            if engine.adapters.get(model) != str(folder):
-                # attach_adapter takes the engine's lock: skip it when attached already, so a
-                # battle does not wait for the running batch before it can join the next one
-                engine.attach_adapter(model, folder)
+            engine.attach_adapter(model, folder)  # a no-op, without waiting, when attached already
             adapters.append(model)
         system = self.system_prompt()
         sampling = SamplingConfig(max_new_tokens=self.limits.max_new_tokens, temperature=self.temperature,
@@ -181,8 +176,10 @@ class Arena:
         # queue for it) gets to this battle.
         yield PairUpdate("", "", False, False, None, 0.0)
         last = None
-        for last in self.batcher.stream(with_persona_system(b.conv_left, system),
-                                        with_persona_system(b.conv_right, system), adapters[0], adapters[1], sampling):
+        # one group: both sides join the running batch in the same step (fair per voter)
+        for last in stream_pair(engine, with_persona_system(b.conv_left, system),
+                                with_persona_system(b.conv_right, system), adapters[0], adapters[1], sampling,
+                                client=client):
             if last.done:
                 break
             yield last

@@ -315,7 +315,9 @@ class Hardware(BaseModel):
 
         cuda = torch.cuda.is_available()
         if cuda:
-            bf16 = torch.cuda.is_bf16_supported()
+            from ..models import cuda_has_native_bf16
+
+            bf16 = cuda_has_native_bf16()  # not emulated bf16 (a T4 "supports" it, slowly)
             props = torch.cuda.get_device_properties(0)
             name, mem = props.name, props.total_memory / 2**30
         else:

@@ -19,10 +19,10 @@ from pipeline.arena import Arena, ArenaSession, Limits
 from pipeline.arena.battle import VOTE_LABELS
 from pipeline.arena.sync import VoteSync
 
-# Up to `limits.batch_battles` Send handlers wait at once; pipeline.arena's batcher answers the
-# battles that are waiting together in one batched generate (one base model in memory). More
-# senders wait in Gradio's queue (max_size in app.py), first come first served, so one user
-# cannot starve the others; the per-session rate limit caps what one session can ask.
+# Up to `limits.batch_battles` Send handlers stream at once; each battle joins the engine's running
+# decode batch at the next step (pipeline/batching.py, one base model in memory). More senders
+# wait in Gradio's queue (max_size in app.py), first come first served, so one user cannot
+# starve the others; the per-session rate limit caps what one session can ask.
 WAITING = "…"
 
 

@@ -1,0 +1,677 @@
+"""Continuous batching: one decode loop per loaded base model, shared by every caller.
+
+Every generation (Arena battles, evaluation replies, `python -m pipeline serve`, a package's
+sample replies) becomes rows submitted to one `Batcher`. Its worker thread runs:
+
+    loop:  admit waiting rows (round-robin over clients, up to `max_rows` running)
+           prefill the new rows in one batched forward (the shared system prompt's KV reused)
+           merge them into the running batch's KV cache
+           one decode step for every running row, each row with its own adapter and sampling
+           hand each row its new token; drop rows that stopped, ran out or were cancelled
+
+so a request joins the running batch at the next step instead of waiting for it to finish.
+On a CPU (and a GPU at small batch) a decode step reads every weight once whatever the
+batch size, so k rows in one step cost far less than k steps.
+
+Layout of the KV cache: one tensor per layer, [rows, kv_heads, columns, head_dim]. Rows are
+left-padded to a common number of columns; a 4D additive mask hides each row's padding and
+every row's position ids are its own token count, so a row's numbers do not depend on its
+neighbours (padding contributes exp(-inf) = 0 to attention). When rows leave, the columns no
+remaining row uses are trimmed.
+
+Per-row adapters: every LoRA adapter present in the batch is active at once and its scale is a
+per-row tensor (the adapter's scale on its rows, 0 elsewhere), so `base(x) + B(A(x)) * 0` is
+the base output exactly and each adapter row gets exactly its own adapter (docs/notes/7.md:
+PEFT's gather/scatter `adapter_names` path cost ~10 ms a token; it stays the fallback for
+LoRA variants such as DoRA, which do not read `scaling` that way).
+
+Prefix cache: the persona's system prompt starts every request. Its KV (per adapter: LoRA on
+k/v projections changes it) is computed once, kept in a small LRU, and copied in front of each
+new row, so a prefill only computes the user's turn.
+
+Isolation: a row that fails to tokenize fails alone at submit; a batched prefill that raises is
+retried row by row, so only the failing row ends with finish_reason "error" and its neighbours
+complete (issue 18: one bad request used to fail every battle in its batch).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class EngineBusy(UserError):
+    """The queue is full: the caller should retry in a few seconds (HTTP 429 in `serve`)."""
+
+
+@dataclass
+class Row:
+    """One reply to generate: a conversation (or prompt token ids), the adapter (None = base),
+    and its own sampling settings (`pipeline.inference.SamplingConfig`)."""
+
+    messages: list[dict] | None = None
+    adapter: str | None = None
+    sampling: object = None
+    prompt_ids: list[int] | None = None  # instead of messages (already tokenized)
+
+
+@dataclass
+class RowState:
+    """What a consumer sees of one row: the text so far (decoded), and how it ended."""
+
+    text: str = ""
+    done: bool = False
+    finish_reason: str | None = None  # "stop" (a stop token), "length" (max_new_tokens), "cancelled", "error"
+    tokens: int = 0  # completion tokens so far
+    prompt_tokens: int = 0
+    error: str | None = None
+    token_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class _Req:
+    index: int
+    group: "_Group"
+    adapter: str | None
+    sampling: object
+    prompt_ids: list[int]
+    prefix_len: int = 0  # leading tokens covered by the prefix cache (0: none)
+    max_new: int = 0
+    out_ids: list[int] = field(default_factory=list)
+    finish: str | None = None
+    error: str | None = None
+    generator: object = None
+    seen: object = None  # tensor of prompt + generated ids, for the repetition penalty
+
+
+class _Group:
+    """Rows submitted together: admitted in the same step (an Arena battle's two sides advance
+    in the same decode steps) and reported through one queue."""
+
+    _ids = itertools.count()
+
+    def __init__(self, client: str):
+        self.id = next(self._ids)
+        self.client = client
+        self.reqs: list[_Req] = []
+        self.events: queue.Queue = queue.Queue()
+        self.cancelled = False
+        self.submitted = time.perf_counter()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Batcher:
+    def __init__(self, model, tokenizer, lock: threading.RLock, *, max_rows: int = 48, max_waiting: int = 256,
+                 max_rows_per_client: int | None = None, prefix_cache_size: int = 8):
+        self.model = model  # replaced by ChatEngine when the first adapter wraps it in a PeftModel
+        self.tokenizer = tokenizer
+        self.lock = lock  # ChatEngine's: attaching an adapter waits for the current step only
+        self.max_rows = max_rows
+        self.max_waiting = max_waiting
+        # One client (an evaluation run, a script) holds at most this many rows while others wait.
+        self.max_rows_per_client = max_rows_per_client or max(1, max_rows // 2)
+        self.prefix_cache_size = prefix_cache_size
+        self._cond = threading.Condition()
+        self._waiting: "OrderedDict[str, deque[_Group]]" = OrderedDict()  # client -> groups, round-robin
+        self._n_waiting = 0
+        self._running: list[_Req] = []
+        self._kv: list[list] = []  # per layer [keys, values] for the running rows
+        self._mask = None  # [rows, columns] bool: which cache columns a row attends to
+        self._prefix: "OrderedDict[tuple, list]" = OrderedDict()  # (adapter, prefix ids) -> per-layer KV
+        self._system_ids: dict[str, list[int]] = {}  # system prompt text -> its template's tokens
+        self.use_prefix_cache = True
+        self._worker: threading.Thread | None = None
+        self.admitted: deque = deque(maxlen=1000)  # (client, group id) in admission order, for tests
+        self.stats = {"steps": 0, "max_rows_seen": 0, "prefills": 0, "prefix_hits": 0, "rejected": 0,
+                      "row_errors": 0}
+        self._stop_ids = stop_token_ids(model, tokenizer)
+        cfg = getattr(model, "config", None)
+        self.max_positions = getattr(cfg, "max_position_embeddings", None) or 1 << 30
+
+    # ---- the caller's side ----------------------------------------------------------------------
+    def submit(self, rows: list[Row], *, client: str = "default", block: bool = False) -> _Group:
+        """Queue `rows` as one group. Rows that cannot be tokenized end at once with
+        finish_reason "error" (their neighbours go ahead). Raises EngineBusy when the queue is
+        full, unless `block` (batch jobs wait for room instead)."""
+        group = _Group(client)
+        for i, row in enumerate(rows):
+            req = _Req(i, group, row.adapter, row.sampling, [])
+            try:
+                req.prompt_ids = self._tokenize(row)
+                req.prefix_len = self._system_prefix_len(row, req.prompt_ids)
+                if len(req.prompt_ids) >= self.max_positions:
+                    raise ValueError(f"the prompt has {len(req.prompt_ids)} tokens; the model reads at most "
+                                     f"{self.max_positions}: shorten the conversation")
+                req.max_new = max(1, min(int(row.sampling.max_new_tokens), self.max_positions - len(req.prompt_ids)))
+            except Exception as exc:  # this row only
+                req.finish, req.error = "error", _describe(exc)
+            group.reqs.append(req)
+        live = [r for r in group.reqs if r.finish is None]
+        with self._cond:
+            if not block and self._n_waiting + len(live) > self.max_waiting:
+                self.stats["rejected"] += 1
+                raise EngineBusy(f"The model is busy ({self._n_waiting} requests waiting): retry in a few seconds.")
+            while block and self._n_waiting and self._n_waiting + len(live) > self.max_waiting:
+                self._cond.wait(0.5)
+            for r in group.reqs:
+                if r.finish is not None:
+                    self.stats["row_errors"] += 1
+                    group.events.put((r.index, [], r.finish, r.error))
+            if live:
+                self._waiting.setdefault(client, deque()).append(group)
+                self._n_waiting += len(live)
+                self._ensure_worker()
+                self._cond.notify_all()
+        return group
+
+    def stream(self, rows: list[Row], *, client: str = "default", block: bool = False) -> Iterator[list[RowState]]:
+        """Yield the state of every row after each step that changed one, until all are done.
+        Closing the iterator early (a client went away) cancels the rows: their slots are free
+        at the next step."""
+        group = self.submit(rows, client=client, block=block)
+        ids: list[list[int]] = [[] for _ in rows]
+        states = [RowState(prompt_tokens=len(r.prompt_ids)) for r in group.reqs]
+        left = len(rows)
+        try:
+            while left:
+                item = group.events.get()
+                batch = [item]
+                while True:  # drain: a slow consumer sees the latest state at once
+                    try:
+                        batch.append(group.events.get_nowait())
+                    except queue.Empty:
+                        break
+                for i, new_ids, finish, error in batch:
+                    ids[i].extend(new_ids)
+                    s = states[i]
+                    s.tokens = len(ids[i])
+                    s.token_ids = list(ids[i])
+                    if finish is not None and not s.done:
+                        s.done, s.finish_reason, s.error = True, finish, error
+                        left -= 1
+                for i, s in enumerate(states):
+                    s.text = self.tokenizer.decode(ids[i], skip_special_tokens=True) if ids[i] else ""
+                yield [RowState(**vars(s)) for s in states]
+        finally:
+            if left:
+                group.cancel()
+                with self._cond:
+                    self._cond.notify_all()
+
+    def generate(self, rows: list[Row], *, client: str = "default", block: bool = True) -> list[RowState]:
+        last = None
+        for last in self.stream(rows, client=client, block=block):
+            pass
+        return last or []
+
+    def _tokenize(self, row: Row) -> list[int]:
+        if row.prompt_ids is not None:
+            return [int(t) for t in row.prompt_ids]
+        tok = self.tokenizer
+        text = tok.apply_chat_template(row.messages, add_generation_prompt=True, tokenize=False)
+        return tok(text, add_special_tokens=False)["input_ids"]
+
+    def _system_prefix_len(self, row: Row, ids: list[int]) -> int:
+        """Tokens of the leading system message, or 0: the template rendered for the system
+        message alone must be a token prefix of the whole prompt (Llama 3.1's template, say,
+        may render it differently; then nothing is cached), and leave at least one token."""
+        msgs = row.messages or []
+        if not msgs or msgs[0].get("role") != "system":
+            return 0
+        key = msgs[0].get("content")
+        sys_ids = self._system_ids.get(key)
+        if sys_ids is None:
+            tok = self.tokenizer
+            text = tok.apply_chat_template([msgs[0]], add_generation_prompt=False, tokenize=False)
+            sys_ids = tok(text, add_special_tokens=False)["input_ids"]
+            if len(self._system_ids) > 64:
+                self._system_ids.clear()
+            self._system_ids[key] = sys_ids
+        n = len(sys_ids)
+        return n if 0 < n < len(ids) and ids[:n] == sys_ids else 0
+
+    # ---- the worker ---------------------------------------------------------------------------------
+    def _ensure_worker(self) -> None:
+        if self._worker is None or not self._worker.is_alive():
+            self._worker = threading.Thread(target=self._loop, name="engine-batcher", daemon=True)
+            self._worker.start()
+
+    def _loop(self) -> None:
+        import torch
+
+        torch.set_grad_enabled(False)
+        while True:
+            with self._cond:
+                while not self._running and not self._n_waiting:
+                    self._cond.wait()
+                new = self._admit()
+            try:
+                with self.lock, torch.inference_mode():
+                    self._drop_cancelled()
+                    if new:
+                        self._prefill(new)
+                        self._compact()  # rows that stopped at their first token
+                    if self._running:
+                        self._decode()
+            except Exception as exc:  # a bug or an out-of-memory in a step: the rows fail, the engine lives on
+                log.exception("engine step failed")
+                for r in self._running:
+                    if r.finish is None:
+                        self._finish(r, "error", _describe(exc))
+                self._running, self._kv, self._mask = [], [], None
+            with self._cond:
+                self._retire()
+                self._cond.notify_all()
+
+    def _admit(self) -> list[_Req]:
+        """Take waiting groups round-robin over clients while rows are free (called with the lock)."""
+        free = self.max_rows - len(self._running)
+        per_client: dict[str, int] = {}
+        for r in self._running:
+            per_client[r.group.client] = per_client.get(r.group.client, 0) + 1
+        taken: list[_Req] = []
+        progress = True
+        while free > 0 and self._waiting and progress:
+            progress = False
+            for client in list(self._waiting):
+                groups = self._waiting[client]
+                g = groups[0]
+                live = [r for r in g.reqs if r.finish is None]
+                if g.cancelled:
+                    groups.popleft()
+                    self._n_waiting -= len(live)
+                    for r in live:
+                        self._finish(r, "cancelled")
+                    progress = True
+                elif len(live) <= free and (per_client.get(client, 0) + len(live) <= self.max_rows_per_client
+                                            or len(self._waiting) == 1 or not per_client.get(client)):
+                    groups.popleft()
+                    self._n_waiting -= len(live)
+                    taken += live
+                    self.admitted.append((client, g.id))
+                    free -= len(live)
+                    per_client[client] = per_client.get(client, 0) + len(live)
+                    progress = True
+                    self._waiting.move_to_end(client)  # the next admission starts with another client
+                if not groups:
+                    del self._waiting[client]
+                if free <= 0:
+                    break
+        return taken
+
+    # ---- model steps -------------------------------------------------------------------------------
+    def _prefill(self, new: list[_Req]) -> None:
+        """Batched prefill of the new rows (grouped by cached prefix), then merge into the batch."""
+        self.stats["prefills"] += 1
+        for r in new:
+            r.prefix_len = self._prefix_for(r)
+        by_prefix: dict[int, list[_Req]] = {}
+        for r in new:
+            by_prefix.setdefault(r.prefix_len, []).append(r)
+        for plen, reqs in by_prefix.items():
+            try:
+                kv, mask, logits = self._forward_prompts(reqs, plen)
+            except Exception as exc:
+                if len(reqs) == 1:
+                    self._finish(reqs[0], "error", _describe(exc))
+                    self.stats["row_errors"] += 1
+                    continue
+                # one row may be at fault: each row alone, so only the failing one ends
+                log.warning("batched prefill failed (%s); retrying its %d rows one by one", exc, len(reqs))
+                for r in reqs:
+                    try:
+                        kv, mask, logits = self._forward_prompts([r], plen)
+                    except Exception as exc1:
+                        self._finish(r, "error", _describe(exc1))
+                        self.stats["row_errors"] += 1
+                        continue
+                    self._join([r], kv, mask, logits)
+                continue
+            self._join(reqs, kv, mask, logits)
+
+    def _join(self, reqs: list[_Req], kv, mask, logits) -> None:
+        import torch
+
+        for r in reqs:
+            r.seen = torch.tensor(r.prompt_ids, dtype=torch.long, device=logits.device)
+            r.generator = _generator(r.sampling, logits.device)
+        self._sample(reqs, logits)
+        # rows that already stopped at their first token are merged too; _compact drops them
+        self._merge(reqs, kv, mask)
+
+    def _forward_prompts(self, reqs: list[_Req], plen: int):
+        """Run the prompts (past their cached prefix of `plen` tokens) in one left-padded batch."""
+        import torch
+
+        dev = self._device()
+        tails = [r.prompt_ids[plen:] for r in reqs]
+        L = max(len(t) for t in tails)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.full((len(reqs), L), pad, dtype=torch.long, device=dev)
+        cols = torch.zeros((len(reqs), plen + L), dtype=torch.bool, device=dev)
+        pos = torch.zeros((len(reqs), L), dtype=torch.long, device=dev)
+        for i, t in enumerate(tails):
+            ids[i, L - len(t):] = torch.tensor(t, dtype=torch.long, device=dev)
+            cols[i, :plen] = True
+            cols[i, plen + L - len(t):] = True
+            pos[i, L - len(t):] = torch.arange(plen, plen + len(t), device=dev)
+        cache = self._new_cache()
+        if plen:
+            for li, layer in enumerate(cache.layers):
+                ks = torch.cat([self._prefix[self._pkey(r)][li][0] for r in reqs], 0)
+                vs = torch.cat([self._prefix[self._pkey(r)][li][1] for r in reqs], 0)
+                _set_layer(layer, ks, vs)
+        logits = self._forward(ids, pos, cols, cache, [r.adapter for r in reqs])
+        kv = [[layer.keys, layer.values] for layer in cache.layers]
+        return kv, cols, logits
+
+    def _decode(self) -> None:
+        import torch
+
+        dev = self._device()
+        rows = self._running
+        ids = torch.tensor([[r.out_ids[-1]] for r in rows], dtype=torch.long, device=dev)
+        pos = torch.tensor([[len(r.prompt_ids) + len(r.out_ids) - 1] for r in rows], dtype=torch.long, device=dev)
+        self._mask = torch.cat([self._mask, torch.ones((len(rows), 1), dtype=torch.bool, device=dev)], 1)
+        cache = self._new_cache()
+        for layer, (k, v) in zip(cache.layers, self._kv):
+            _set_layer(layer, k, v)
+        logits = self._forward(ids, pos, self._mask, cache, [r.adapter for r in rows])
+        self._kv = [[layer.keys, layer.values] for layer in cache.layers]
+        self.stats["steps"] += 1
+        self.stats["max_rows_seen"] = max(self.stats["max_rows_seen"], len(rows))
+        self._sample(rows, logits)
+
+    def _forward(self, ids, pos, cols, cache, adapters: list[str | None]):
+        """One forward pass; returns float32 logits of each row's last position."""
+        import torch
+
+        q = ids.shape[1]
+        T = cols.shape[1]
+        # causal inside the new block, and each row's own valid columns before it
+        causal = torch.ones((q, q), dtype=torch.bool, device=ids.device).tril()
+        allowed = cols[:, None, :].expand(-1, q, -1).clone()
+        allowed[:, :, T - q:] &= causal
+        dtype = self._dtype()
+        mask = torch.zeros(allowed.shape, dtype=dtype, device=ids.device)
+        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+        kw = {}
+        with _AdapterRows(self.model, adapters) as fallback:
+            if fallback is not None:
+                kw["adapter_names"] = fallback
+            out = self.model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos, cache=cache,
+                             use_cache=True, logits_to_keep=1, **kw)
+        return out.logits[:, -1, :].to(torch.float32)
+
+    def _sample(self, rows: list[_Req], logits) -> None:
+        """Choose each row's next token with its own sampling settings and report it."""
+        import torch
+
+        for i, r in enumerate(rows):
+            if r.finish is not None:
+                continue
+            try:
+                tok = _next_token(logits[i], r)
+            except Exception as exc:
+                self._finish(r, "error", _describe(exc))
+                continue
+            if r.group.cancelled:
+                self._finish(r, "cancelled")
+                continue
+            if tok in self._stop_ids:
+                self._finish(r, "stop")
+                continue
+            r.out_ids.append(tok)
+            r.seen = torch.cat([r.seen, torch.tensor([tok], dtype=torch.long, device=r.seen.device)])
+            done = len(r.out_ids) >= r.max_new
+            if done:
+                self._finish(r, "length", new=[tok])
+            else:
+                r.group.events.put((r.index, [tok], None, None))
+
+    def _finish(self, r: _Req, reason: str, error: str | None = None, new: list[int] | None = None) -> None:
+        r.finish, r.error = reason, error
+        r.group.events.put((r.index, new or [], reason, error))
+
+    # ---- the KV cache -------------------------------------------------------------------------------
+    def _merge(self, reqs: list[_Req], kv, mask) -> None:
+        import torch
+
+        if not self._running:
+            self._running, self._kv, self._mask = list(reqs), kv, mask
+            return
+        T_old, T_new = self._mask.shape[1], mask.shape[1]
+        T = max(T_old, T_new)
+
+        def lpad(x, n, dim):
+            if n == 0:
+                return x
+            shape = list(x.shape)
+            shape[dim] = n
+            return torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x], dim)
+
+        self._kv = [[torch.cat([lpad(k0, T - T_old, 2), lpad(k1, T - T_new, 2)], 0),
+                     torch.cat([lpad(v0, T - T_old, 2), lpad(v1, T - T_new, 2)], 0)]
+                    for (k0, v0), (k1, v1) in zip(self._kv, kv)]
+        self._mask = torch.cat([lpad(self._mask, T - T_old, 1), lpad(mask, T - T_new, 1)], 0)
+        self._running = self._running + list(reqs)
+
+    def _drop_cancelled(self) -> None:
+        for r in self._running:
+            if r.finish is None and r.group.cancelled:
+                self._finish(r, "cancelled")
+        self._compact()
+
+    def _retire(self) -> None:
+        self._compact()
+
+    def _compact(self) -> None:
+        """Drop finished rows from the batch and the cache columns no remaining row uses."""
+        import torch
+
+        keep = [i for i, r in enumerate(self._running) if r.finish is None]
+        if len(keep) == len(self._running):
+            return
+        if not keep:
+            self._running, self._kv, self._mask = [], [], None
+            return
+        idx = torch.tensor(keep, dtype=torch.long, device=self._mask.device)
+        mask = self._mask.index_select(0, idx)
+        used = mask.any(0).nonzero()
+        first = int(used[0]) if len(used) else 0
+        self._mask = mask[:, first:]
+        self._kv = [[k.index_select(0, idx)[:, :, first:], v.index_select(0, idx)[:, :, first:]] for k, v in self._kv]
+        self._running = [self._running[i] for i in keep]
+
+    # ---- the prefix cache ---------------------------------------------------------------------------
+    def _pkey(self, r: _Req) -> tuple:
+        return (r.adapter, tuple(r.prompt_ids[:r.prefix_len]))
+
+    def _prefix_for(self, r: _Req) -> int:
+        """Length of this row's cached system-prompt prefix (computing it on first use), or 0."""
+        plen = r.prefix_len
+        if not self.use_prefix_cache or plen <= 0 or plen >= len(r.prompt_ids):
+            return 0
+        key = self._pkey(r)
+        if key in self._prefix:
+            self._prefix.move_to_end(key)
+            self.stats["prefix_hits"] += 1
+            return plen
+        import torch
+
+        dev = self._device()
+        ids = torch.tensor([r.prompt_ids[:plen]], dtype=torch.long, device=dev)
+        pos = torch.arange(plen, device=dev)[None]
+        cols = torch.ones((1, plen), dtype=torch.bool, device=dev)
+        cache = self._new_cache()
+        try:
+            self._forward(ids, pos, cols, cache, [r.adapter])
+        except Exception:  # the row's own prefill will report the problem
+            r.prefix_len = 0
+            return 0
+        self._prefix[key] = [[layer.keys, layer.values] for layer in cache.layers]
+        while len(self._prefix) > self.prefix_cache_size:
+            self._prefix.popitem(last=False)
+        return plen
+
+    def forget_prefixes(self, adapter: str | None = None) -> None:
+        """Drop cached prefixes (an adapter was re-attached from another folder)."""
+        for key in [k for k in self._prefix if adapter is None or k[0] == adapter]:
+            del self._prefix[key]
+
+    # ---- helpers -------------------------------------------------------------------------------------
+    def _device(self):
+        return next(self.model.parameters()).device
+
+    def _dtype(self):
+        return next(self.model.parameters()).dtype
+
+    def _new_cache(self):
+        from transformers import DynamicCache
+
+        return DynamicCache(config=_base_config(self.model))
+
+    def pending(self) -> dict:
+        with self._cond:
+            return {"running": len(self._running), "waiting": self._n_waiting}
+
+
+# ---- free functions -------------------------------------------------------------------------------------
+
+def stop_token_ids(model, tokenizer) -> set[int]:
+    """Every token that ends a reply: the generation config's eos list (Llama 3.1: <|end_of_text|>,
+    <|eom_id|>, <|eot_id|>) and the tokenizer's eos."""
+    ids: set[int] = set()
+    for source in (getattr(getattr(model, "generation_config", None), "eos_token_id", None),
+                   getattr(getattr(model, "config", None), "eos_token_id", None), tokenizer.eos_token_id):
+        if source is None:
+            continue
+        ids.update(int(t) for t in (source if isinstance(source, (list, tuple, set)) else [source]))
+    return ids
+
+
+def _base_config(model):
+    cfg = model.config
+    return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+
+def _set_layer(layer, keys, values) -> None:
+    if not layer.is_initialized:
+        layer.lazy_initialization(keys, values)
+    layer.keys, layer.values = keys, values
+
+
+def _generator(sampling, device):
+    import torch
+
+    g = torch.Generator(device=device)
+    g.manual_seed(int(getattr(sampling, "seed", 0)) % (2 ** 63))
+    return g
+
+
+def _next_token(logits, r: _Req) -> int:
+    """transformers' processors, per row: repetition penalty, then greedy or temperature/top-p."""
+    import torch
+
+    s = r.sampling
+    scores = logits
+    penalty = float(getattr(s, "repetition_penalty", 1.0) or 1.0)
+    if penalty != 1.0:
+        scores = scores.clone()
+        picked = scores.gather(0, r.seen)
+        picked = torch.where(picked < 0, picked * penalty, picked / penalty)
+        scores.scatter_(0, r.seen, picked)
+    temperature = float(getattr(s, "temperature", 0) or 0)
+    if temperature <= 0:
+        return int(scores.argmax())
+    scores = scores / temperature
+    top_p = float(getattr(s, "top_p", 1.0) or 1.0)
+    if top_p < 1.0:
+        sorted_logits, sorted_idx = torch.sort(scores, descending=False)
+        cum = sorted_logits.softmax(-1).cumsum(-1)
+        remove = cum <= (1 - top_p)
+        remove[-1] = False  # keep at least one token
+        scores = scores.masked_fill(remove.scatter(0, sorted_idx, remove), float("-inf"))
+    probs = scores.softmax(-1)
+    return int(torch.multinomial(probs, 1, generator=r.generator))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+class _AdapterRows:
+    """Context: the model's LoRA layers answer each row as its own adapter (None = base).
+
+    All adapters of the batch are active together with per-row scales (0 on the other rows),
+    restored on exit. Yields None, or the `adapter_names` list for PEFT's mixed-batch forward
+    when a layer is a LoRA variant that ignores `scaling`."""
+
+    def __init__(self, model, adapters: list[str | None]):
+        self.model = model
+        self.adapters = adapters
+        self.saved: list = []
+
+    def __enter__(self):
+        layers = _lora_layers(self.model)
+        if not layers:
+            if any(a is not None for a in self.adapters):
+                raise KeyError(f"adapter(s) {sorted({a for a in self.adapters if a})} requested but none is attached")
+            return None
+        names = sorted({a for a in self.adapters if a is not None})
+        for n in names:
+            if not any(n in m.lora_A for m in layers):
+                raise KeyError(f"adapter {n!r} is not attached")
+        if any(getattr(m, "lora_variant", None) and any(n in m.lora_variant for n in names) for m in layers):
+            return ["__base__" if a is None else a for a in self.adapters]
+        import torch
+
+        masks = {}
+        for m in layers:
+            self.saved.append((m, m._active_adapter, {n: m.scaling.get(n) for n in names}))
+            present = [n for n in names if n in m.lora_A]
+            m._active_adapter = present
+            for n in present:
+                dtype = m.lora_A[n].weight.dtype
+                key = (n, dtype)
+                if key not in masks:
+                    masks[key] = torch.tensor([a == n for a in self.adapters], dtype=dtype,
+                                              device=m.lora_A[n].weight.device).view(-1, 1, 1)
+                m.scaling[n] = masks[key] * m.scaling[n]
+        return None
+
+    def __exit__(self, *exc):
+        for m, active, scales in self.saved:
+            m._active_adapter = active
+            for n, s in scales.items():
+                m.scaling[n] = s
+        return False
+
+
+def _lora_layers(model) -> list:
+    cached = getattr(model, "_taskmaster_lora_layers", None)
+    if cached is not None:
+        return cached
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError:
+        return []
+    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+    try:
+        model._taskmaster_lora_layers = layers
+    except Exception:
+        pass
+    return layers

@@ -1,0 +1,218 @@
+"""The continuous-batching engine (pipeline/batching.py) on a real tiny Llama with real LoRA adapters:
+rows joining and leaving mid-decode answer exactly as transformers' own `generate` answers each
+alone; cancellation frees the slot; the busy refusal; a failing row fails alone; per-row
+sampling; every stop token of the generation config ends a reply."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import pytest
+
+from pipeline.arena.testing import make_finished_run
+from pipeline.inference import ChatEngine, EngineBusy, Row, SamplingConfig
+from pipeline.settings import Settings
+
+GREEDY = SamplingConfig(max_new_tokens=14, temperature=0)
+SYSTEM = {"role": "system", "content": "You are TaskMaster, a productivity coach."}
+
+
+def conv(text: str) -> list[dict]:
+    return [SYSTEM, {"role": "user", "content": text}]
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir, tmp_path_factory):
+    runs = tmp_path_factory.mktemp("engine-runs")
+    settings = Settings.from_env(env={}, work_dir=tmp_path_factory.mktemp("engine-work"),
+                                 base_model=str(tiny_model_dir))
+    e = ChatEngine(str(tiny_model_dir), settings)
+    for name, seed in (("run-a", 0), ("run-b", 1)):
+        make_finished_run(runs, tiny_model_dir, name, seed=seed)
+        e.attach_adapter(name, runs / name / "adapter")
+    return e
+
+
+def reference(engine: ChatEngine, messages: list[dict], adapter: str | None, sampling=GREEDY) -> list[int]:
+    """transformers' `generate` for one conversation alone: the ground truth for greedy rows."""
+    import torch
+
+    tok = engine.tokenizer
+    enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with engine._lock, torch.inference_mode():
+        if adapter is None:
+            ctx = engine.model.disable_adapter()
+        else:
+            engine.model.set_adapter(adapter)
+            ctx = contextlib.nullcontext()
+        with ctx:
+            out = engine.model.generate(**enc, **sampling.generate_kwargs(), pad_token_id=tok.pad_token_id)
+    ids = out[0, enc["input_ids"].shape[1]:].tolist()
+    stops = engine.batcher._stop_ids
+    return ids[:next((i for i, t in enumerate(ids) if t in stops), len(ids))]
+
+
+def test_rows_joining_and_leaving_mid_decode_answer_exactly_as_alone(engine):
+    prompts = ["Create a task to review the proposal", "I finished the quarterly report", "Plan my day"]
+    refs = {(p, a): reference(engine, conv(p), a) for p in prompts for a in (None, "run-a", "run-b")}
+    assert len({tuple(v) for v in refs.values()}) >= 3  # the adapters really change the model
+    long = SamplingConfig(max_new_tokens=40, temperature=0)
+    first = engine.stream_rows([Row(conv(prompts[0]), "run-a", long)], client="early")
+    states = next(first)
+    while states[0].tokens < 3:  # the first row is decoding...
+        states = next(first)
+    joined_at = states[0].tokens
+    # ...when a mix of base and both adapters joins, with shorter budgets: they leave first
+    rows = [Row(conv(p), a, GREEDY) for p in prompts for a in (None, "run-a", "run-b")]
+    late = engine.generate_rows(rows, client="late")
+    for row, s in zip(rows, late):
+        assert s.done and s.token_ids == refs[(row.messages[1]["content"], row.adapter)], (row.adapter, s)
+    final = None
+    for final in first:
+        pass
+    assert final[0].token_ids == reference(engine, conv(prompts[0]), "run-a", long)
+    assert joined_at < final[0].tokens  # the late rows really joined mid-decode
+    assert engine.batcher.stats["max_rows_seen"] >= 1 + len(rows)
+    assert engine.batcher.stats["prefix_hits"] > 0  # the shared system prompt's KV was reused
+    assert {s.finish_reason for s in late} <= {"stop", "length"}
+
+
+def test_the_prefix_cache_changes_nothing(engine):
+    rows = [Row(conv(p), a, GREEDY) for p in ("Plan my day", "What is due today?") for a in (None, "run-b")]
+    with_cache = [s.token_ids for s in engine.generate_rows(rows)]
+    engine.batcher.use_prefix_cache = False
+    try:
+        without = [s.token_ids for s in engine.generate_rows(rows)]
+    finally:
+        engine.batcher.use_prefix_cache = True
+    assert with_cache == without
+
+
+def test_cancelling_a_stream_frees_its_slot(tiny_model_dir):
+    e = ChatEngine(str(tiny_model_dir), Settings.from_env(env={}), max_rows=1)
+    long = SamplingConfig(max_new_tokens=400, temperature=0.8, repetition_penalty=1.0)
+    gen = e.stream_rows([Row(conv("Plan my day"), None, long)])
+    next(gen)
+    next(gen)
+    gen.close()  # the client went away
+    t0 = time.perf_counter()
+    (s,) = e.generate_rows([Row(conv("hi"), None, SamplingConfig(max_new_tokens=3, temperature=0))])
+    assert s.done and s.finish_reason in ("stop", "length")
+    assert time.perf_counter() - t0 < 30  # not queued behind the 400-token reply
+    deadline = time.time() + 5  # the worker retires the row right after its last event
+    while e.batcher.pending() != {"running": 0, "waiting": 0} and time.time() < deadline:
+        time.sleep(0.01)
+    assert e.batcher.pending() == {"running": 0, "waiting": 0}
+
+
+def test_a_full_queue_answers_busy_retry(tiny_model_dir):
+    e = ChatEngine(str(tiny_model_dir), Settings.from_env(env={}), max_rows=1, max_waiting=2)
+    sampling = SamplingConfig(max_new_tokens=2, temperature=0)
+    groups = []
+    with e._lock:  # the model is busy with a step
+        with pytest.raises(EngineBusy, match="busy.*retry"):
+            for _ in range(6):
+                groups.append(e.batcher.submit([Row(conv("hi"), None, sampling)], client="c"))
+    assert 2 <= len(groups) <= 3 and e.batcher.stats["rejected"] == 1
+    for g in groups:  # the accepted ones still complete
+        while g.events.get()[2] is None:
+            pass
+
+
+def test_a_row_that_fails_fails_alone(engine):
+    """Issue 18: one request with a lone UTF-16 surrogate failed every battle of its batch."""
+    good = [Row(conv("Create a task"), None, GREEDY), Row(conv("Plan my day"), "run-a", GREEDY)]
+    bad_text = Row(conv("broken \ud800 text"), None, GREEDY)
+    bad_ids = Row(prompt_ids=[1, 2, 10 ** 6], sampling=GREEDY)  # past the vocabulary: fails in the forward pass
+    states = engine.generate_rows([good[0], bad_text, good[1], bad_ids])
+    assert states[1].finish_reason == "error" and states[1].error
+    assert states[3].finish_reason == "error" and "index" in states[3].error.lower()
+    assert states[0].token_ids == reference(engine, good[0].messages, None)
+    assert states[2].token_ids == reference(engine, good[1].messages, "run-a")
+    # submitted together (one group, one batched prefill): still only the bad row fails
+    *_, last = engine.stream_rows([good[0], bad_ids, good[1]])
+    assert [s.finish_reason == "error" for s in last] == [False, True, False]
+    assert last[2].token_ids == reference(engine, good[1].messages, "run-a")
+
+
+def test_sampling_is_per_row_and_reproducible_whatever_the_neighbours(engine):
+    hot = SamplingConfig(max_new_tokens=12, temperature=1.0, top_p=0.95, seed=7)
+    row = Row(conv("Plan my day"), "run-b", hot)
+    alone = engine.generate_rows([row])[0].token_ids
+    mixed = engine.generate_rows([Row(conv("hi"), None, GREEDY), row,
+                                  Row(conv("x"), "run-a", SamplingConfig(max_new_tokens=5, temperature=0.5, seed=1))])
+    assert mixed[1].token_ids == alone
+    other_seeds = {tuple(engine.generate_rows([Row(row.messages, "run-b", SamplingConfig(
+        max_new_tokens=12, temperature=1.0, top_p=0.95, seed=s))])[0].token_ids) for s in range(4)}
+    assert len(other_seeds) > 1  # the seed matters: these are samples, not greedy
+
+
+def test_every_stop_token_of_the_generation_config_ends_a_reply(tiny_model_dir):
+    """Llama 3.1 lists <|end_of_text|>, <|eom_id|> and <|eot_id|> in generation_config.eos_token_id."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipeline.batching import stop_token_ids
+
+    model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    plain = ChatEngine("tiny", model=model, tokenizer=tok)
+    sampling = SamplingConfig(max_new_tokens=12, temperature=1.5, top_p=1.0, seed=3)  # seeded: replayable
+    ids = plain.generate_rows([Row(conv("Create a task"), None, sampling)])[0].token_ids
+    k = next(k for k in range(1, len(ids)) if ids[k] not in ids[:k])
+    extra = ids[k]  # pretend this token is another end-of-turn token (like <|eom_id|>)
+    model.generation_config.eos_token_id = [tok.eos_token_id, extra]
+    assert stop_token_ids(model, tok) >= {tok.eos_token_id, extra}
+    stopped = ChatEngine("tiny", model=model, tokenizer=tok)
+    (s,) = stopped.generate_rows([Row(conv("Create a task"), None, sampling)])
+    assert s.token_ids == ids[:k] and s.finish_reason == "stop"
+    (s,) = stopped.generate_rows([Row(conv("Create a task"), None, SamplingConfig(max_new_tokens=2, temperature=0))])
+    assert s.finish_reason == "length"
+
+
+def test_one_client_cannot_starve_the_others(tiny_model_dir):
+    e = ChatEngine(str(tiny_model_dir), Settings.from_env(env={}), max_rows=2, max_rows_per_client=1)
+    sampling = SamplingConfig(max_new_tokens=6, temperature=0)
+    with e._lock:  # everything below queues up before the first step
+        bulk = [e.batcher.submit([Row(conv(f"task {i}"), None, sampling)], client="bulk") for i in range(6)]
+        time.sleep(0.2)
+        voter = e.batcher.submit([Row(conv("mine"), None, sampling)], client="voter")
+    for g in bulk + [voter]:
+        while g.events.get()[2] is None:
+            pass
+    order = [c for c, _ in e.batcher.admitted]
+    # FIFO would admit it seventh; round-robin takes it at the first admission after it arrived
+    # (the worker may have taken up to three bulk rows while only bulk was waiting)
+    assert order.index("voter") <= 3 and order.count("bulk") == 6
+
+
+def test_bf16_is_not_claimed_for_an_emulating_gpu(monkeypatch):
+    """A T4 answers torch.cuda.is_bf16_supported() with True (emulation) unless asked without it."""
+    import torch
+
+    from pipeline import models
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert models.cuda_has_native_bf16() is False
+    assert models.serving_dtype("cuda") == torch.float16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert models.serving_dtype("cuda") == torch.bfloat16
+
+
+def test_streams_from_many_threads(engine):
+    results = {}
+
+    def client(i):
+        *_, last = engine.stream_rows([Row(conv(f"Task number {i}"), [None, "run-a", "run-b"][i % 3], GREEDY)],
+                                      client=f"c{i}")
+        results[i] = last[0].token_ids
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    for i in range(6):
+        assert results[i] == reference(engine, conv(f"Task number {i}"), [None, "run-a", "run-b"][i % 3])
