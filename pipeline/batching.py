@@ -132,6 +132,7 @@ class Batcher:
         self._prefix: "OrderedDict[tuple, list]" = OrderedDict()  # (adapter, prefix ids) -> per-layer KV
         self._system_ids: dict[str, list[int]] = {}  # system prompt text -> its template's tokens
         self.use_prefix_cache = True
+        self._lora: list | None = None  # the model's LoRA layers, found once per attached adapter
         self._worker: threading.Thread | None = None
         self.admitted: deque = deque(maxlen=1000)  # (client, group id) in admission order, for tests
         self.stats = {"steps": 0, "max_rows_seen": 0, "prefills": 0, "prefix_hits": 0, "rejected": 0,
@@ -346,7 +347,7 @@ class Batcher:
 
         for r in reqs:
             r.seen = torch.tensor(r.prompt_ids, dtype=torch.long, device=logits.device)
-            r.generator = _generator(r.sampling, logits.device)
+            r.generator = _generator(r.sampling, r.prompt_ids, logits.device)
         self._sample(reqs, logits)
         # rows that already stopped at their first token are merged too; _compact drops them
         self._merge(reqs, kv, mask)
@@ -408,7 +409,9 @@ class Batcher:
         mask = torch.zeros(allowed.shape, dtype=dtype, device=ids.device)
         mask.masked_fill_(~allowed, torch.finfo(dtype).min)
         kw = {}
-        with _AdapterRows(self.model, adapters) as fallback:
+        if self._lora is None:
+            self._lora = _lora_layers(self.model)
+        with _AdapterRows(self._lora, adapters) as fallback:
             if fallback is not None:
                 kw["adapter_names"] = fallback
             out = self.model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos, cache=cache,
@@ -526,6 +529,13 @@ class Batcher:
             self._prefix.popitem(last=False)
         return plen
 
+    def model_changed(self, model, adapter: str | None = None) -> None:
+        """An adapter was attached (the model may now be a PeftModel): its LoRA layers are found
+        again and the prefixes cached for that adapter name dropped. Call with `lock` held."""
+        self.model = model
+        self._lora = None
+        self.forget_prefixes(adapter)
+
     def forget_prefixes(self, adapter: str | None = None) -> None:
         """Drop cached prefixes (an adapter was re-attached from another folder)."""
         for key in [k for k in self._prefix if adapter is None or k[0] == adapter]:
@@ -573,11 +583,17 @@ def _set_layer(layer, keys, values) -> None:
     layer.keys, layer.values = keys, values
 
 
-def _generator(sampling, device):
+def _generator(sampling, prompt_ids: list[int], device):
+    """A row's own random stream, from its seed and its prompt: a reply does not depend on which
+    rows shared its batch, two prompts do not share a stream, and the base and an adapter asked
+    the same prompt with the same seed draw the same numbers (a fairer A/B comparison)."""
+    import hashlib
+
     import torch
 
+    h = hashlib.sha256(f"{int(getattr(sampling, 'seed', 0))}:{prompt_ids}".encode()).digest()
     g = torch.Generator(device=device)
-    g.manual_seed(int(getattr(sampling, "seed", 0)) % (2 ** 63))
+    g.manual_seed(int.from_bytes(h[:8], "little") >> 1)
     return g
 
 
@@ -620,13 +636,13 @@ class _AdapterRows:
     restored on exit. Yields None, or the `adapter_names` list for PEFT's mixed-batch forward
     when a layer is a LoRA variant that ignores `scaling`."""
 
-    def __init__(self, model, adapters: list[str | None]):
-        self.model = model
+    def __init__(self, layers: list, adapters: list[str | None]):
+        self.layers = layers
         self.adapters = adapters
         self.saved: list = []
 
     def __enter__(self):
-        layers = _lora_layers(self.model)
+        layers = self.layers
         if not layers:
             if any(a is not None for a in self.adapters):
                 raise KeyError(f"adapter(s) {sorted({a for a in self.adapters if a})} requested but none is attached")
@@ -662,16 +678,8 @@ class _AdapterRows:
 
 
 def _lora_layers(model) -> list:
-    cached = getattr(model, "_taskmaster_lora_layers", None)
-    if cached is not None:
-        return cached
     try:
         from peft.tuners.lora import LoraLayer
     except ImportError:
         return []
-    layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
-    try:
-        model._taskmaster_lora_layers = layers
-    except Exception:
-        pass
-    return layers
+    return [m for m in model.modules() if isinstance(m, LoraLayer)]

@@ -82,9 +82,7 @@ class ChatEngine:
                 self.model.load_adapter(folder, adapter_name=name)
             self.model.eval()
             self.adapters[name] = folder
-            self.model.__dict__.pop("_taskmaster_lora_layers", None)  # the batcher's list of LoRA layers
-            self.batcher.model = self.model
-            self.batcher.forget_prefixes(name)
+            self.batcher.model_changed(self.model, name)
 
     # ---- generation (all through the batcher) -----------------------------------------
     def stream_rows(self, rows: list[Row], *, client: str = "default", block: bool = False) -> Iterator[list[RowState]]:
