@@ -21,7 +21,7 @@ remaining row uses are trimmed.
 
 Per-row adapters: every LoRA adapter present in the batch is active at once and its scale is a
 per-row tensor (the adapter's scale on its rows, 0 elsewhere), so `base(x) + B(A(x)) * 0` is
-the base output exactly and each adapter row gets exactly its own adapter (docs/notes/7.md:
+the base output exactly and each adapter row gets exactly its own adapter (docs/benchmarks.md:
 PEFT's gather/scatter `adapter_names` path cost ~10 ms a token; it stays the fallback for
 LoRA variants such as DoRA, which do not read `scaling` that way).
 
