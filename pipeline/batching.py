@@ -107,9 +107,58 @@ class _Group:
         self.events: queue.Queue = queue.Queue()
         self.cancelled = False
         self.submitted = time.perf_counter()
+        self.on_event = None  # called (in the worker thread) after events were put: wakes an async reader
+
+    def put(self, item) -> None:
+        self.events.put(item)
+        if self.on_event is not None:
+            self.on_event()
 
     def cancel(self) -> None:
         self.cancelled = True
+
+
+class Collector:
+    """Turns a group's token events into `RowState`s (decoding in the reader's thread, not in
+    the engine's loop)."""
+
+    def __init__(self, group: _Group, tokenizer):
+        self.group = group
+        self.tokenizer = tokenizer
+        self.ids: list[list[int]] = [[] for _ in group.reqs]
+        self.states = [RowState(prompt_tokens=len(r.prompt_ids)) for r in group.reqs]
+        self.left = len(group.reqs)
+
+    def drain(self, block: bool = True) -> bool:
+        """Apply every waiting event (waiting for one first when `block`); True if any."""
+        batch = []
+        try:
+            batch.append(self.group.events.get(block=block))
+        except queue.Empty:
+            return False
+        while True:
+            try:
+                batch.append(self.group.events.get_nowait())
+            except queue.Empty:
+                break
+        for i, new_ids, finish, error in batch:
+            self.ids[i].extend(new_ids)
+            s = self.states[i]
+            if finish is not None and not s.done:
+                s.done, s.finish_reason, s.error = True, finish, error
+                self.left -= 1
+        for i, s in enumerate(self.states):
+            s.tokens = len(self.ids[i])
+            s.token_ids = list(self.ids[i])
+            s.text = self.tokenizer.decode(self.ids[i], skip_special_tokens=True) if self.ids[i] else ""
+        return True
+
+    def snapshot(self) -> list[RowState]:
+        return [RowState(**{**vars(s), "token_ids": list(s.token_ids)}) for s in self.states]
+
+    @property
+    def done(self) -> bool:
+        return self.left == 0
 
 
 class Batcher:
@@ -136,7 +185,7 @@ class Batcher:
         self._worker: threading.Thread | None = None
         self.admitted: deque = deque(maxlen=1000)  # (client, group id) in admission order, for tests
         self.stats = {"steps": 0, "max_rows_seen": 0, "prefills": 0, "prefix_hits": 0, "rejected": 0,
-                      "row_errors": 0}
+                      "row_errors": 0, "cancelled": 0}
         self._stop_ids = stop_token_ids(model, tokenizer)
         cfg = getattr(model, "config", None)
         self.max_positions = getattr(cfg, "max_position_embeddings", None) or 1 << 30
@@ -169,7 +218,7 @@ class Batcher:
             for r in group.reqs:
                 if r.finish is not None:
                     self.stats["row_errors"] += 1
-                    group.events.put((r.index, [], r.finish, r.error))
+                    group.put((r.index, [], r.finish, r.error))
             if live:
                 self._waiting.setdefault(client, deque()).append(group)
                 self._n_waiting += len(live)
@@ -182,34 +231,19 @@ class Batcher:
         Closing the iterator early (a client went away) cancels the rows: their slots are free
         at the next step."""
         group = self.submit(rows, client=client, block=block)
-        ids: list[list[int]] = [[] for _ in rows]
-        states = [RowState(prompt_tokens=len(r.prompt_ids)) for r in group.reqs]
-        left = len(rows)
+        c = Collector(group, self.tokenizer)
         try:
-            while left:
-                item = group.events.get()
-                batch = [item]
-                while True:  # drain: a slow consumer sees the latest state at once
-                    try:
-                        batch.append(group.events.get_nowait())
-                    except queue.Empty:
-                        break
-                for i, new_ids, finish, error in batch:
-                    ids[i].extend(new_ids)
-                    s = states[i]
-                    s.tokens = len(ids[i])
-                    s.token_ids = list(ids[i])
-                    if finish is not None and not s.done:
-                        s.done, s.finish_reason, s.error = True, finish, error
-                        left -= 1
-                for i, s in enumerate(states):
-                    s.text = self.tokenizer.decode(ids[i], skip_special_tokens=True) if ids[i] else ""
-                yield [RowState(**vars(s)) for s in states]
+            while not c.done:
+                c.drain()  # a slow consumer sees the latest state at once
+                yield c.snapshot()
         finally:
-            if left:
-                group.cancel()
-                with self._cond:
-                    self._cond.notify_all()
+            if not c.done:
+                self.cancel(group)
+
+    def cancel(self, group: _Group) -> None:
+        group.cancel()
+        with self._cond:
+            self._cond.notify_all()
 
     def generate(self, rows: list[Row], *, client: str = "default", block: bool = True) -> list[RowState]:
         last = None
@@ -442,11 +476,13 @@ class Batcher:
             if done:
                 self._finish(r, "length", new=[tok])
             else:
-                r.group.events.put((r.index, [tok], None, None))
+                r.group.put((r.index, [tok], None, None))
 
     def _finish(self, r: _Req, reason: str, error: str | None = None, new: list[int] | None = None) -> None:
+        if reason == "cancelled":
+            self.stats["cancelled"] += 1
         r.finish, r.error = reason, error
-        r.group.events.put((r.index, new or [], reason, error))
+        r.group.put((r.index, new or [], reason, error))
 
     # ---- the KV cache -------------------------------------------------------------------------------
     def _merge(self, reqs: list[_Req], kv, mask) -> None:

@@ -46,7 +46,51 @@ class SamplingConfig:
         return kw
 
 
-class ChatEngine:
+class EngineCalls:
+    """The calls every engine offers on top of `stream_rows` / `generate_rows`: the local
+    `ChatEngine` and `RemoteEngine` (any OpenAI-compatible server, TASKMASTER_ENGINE_URL)."""
+
+    def generate(self, messages: list[dict], adapter: str | None = BASE,
+                 sampling: SamplingConfig = SamplingConfig()) -> str:
+        return self.generate_batch([messages], adapter, sampling)[0]
+
+    def generate_batch(self, conversations: list[list[dict]], adapter: str | None = BASE,
+                       sampling: SamplingConfig = SamplingConfig(), batch_size: int = 8, *,
+                       client: str = "batch") -> list[str]:
+        """Replies for many conversations (`batch_size` is kept for callers; the batcher decides)."""
+        states = self.generate_rows([Row(c, adapter, sampling) for c in conversations], client=client)
+        for s in states:
+            if s.finish_reason == "error":
+                raise RuntimeError(f"generation failed: {s.error}")
+        return [s.text.strip() for s in states]
+
+    def stream(self, messages: list[dict], adapter: str | None = BASE,
+               sampling: SamplingConfig = SamplingConfig()) -> Iterator[str]:
+        """Yield the reply text as it grows (cumulative), token by token."""
+        for (s,) in self.stream_rows([Row(messages, adapter, sampling)]):
+            if s.finish_reason == "error":
+                raise RuntimeError(f"generation failed: {s.error}")
+            yield s.text
+
+    def stream_batch(self, conversations: list[list[dict]], adapters: list[str | None],
+                     sampling: SamplingConfig = SamplingConfig()) -> Iterator[tuple[list[str], list[bool]]]:
+        """Several conversations admitted together (each as its own adapter, None = base), yielding
+        (texts so far, finished flags) as they grow: an Arena battle's two sides advance in the
+        same decode steps."""
+        if len(conversations) != len(adapters):
+            raise ValueError("one adapter (or None) per conversation")
+        for states in self.stream_rows([Row(c, a, sampling) for c, a in zip(conversations, adapters)]):
+            yield [s.text for s in states], [s.done for s in states]
+
+    def timed_generate(self, messages: list[dict], adapter: str | None = BASE,
+                       sampling: SamplingConfig = SamplingConfig()) -> tuple[str, float]:
+        t0 = time.perf_counter()
+        text = self.generate(messages, adapter, sampling)
+        return text, time.perf_counter() - t0
+
+
+
+class ChatEngine(EngineCalls):
     def __init__(self, base: str, settings: Settings | None = None, *, device: str | None = None, model=None,
                  tokenizer=None, **batcher_options):
         """`batcher_options` go to `Batcher` (max_rows, max_waiting, max_rows_per_client)."""
@@ -105,43 +149,17 @@ class ChatEngine:
             if a is not None and a not in self.adapters:
                 raise KeyError(f"adapter {a!r} is not attached; attached: {sorted(self.adapters)}")
 
-    def generate(self, messages: list[dict], adapter: str | None = BASE,
-                 sampling: SamplingConfig = SamplingConfig()) -> str:
-        return self.generate_batch([messages], adapter, sampling)[0]
+def load_engine(base: str, settings: Settings | None = None, **options):
+    """The engine for `base`: a `RemoteEngine` when TASKMASTER_ENGINE_URL names an OpenAI-compatible
+    server (our `serve`, vLLM with --enable-lora), else the base model loaded here."""
+    import os
 
-    def generate_batch(self, conversations: list[list[dict]], adapter: str | None = BASE,
-                       sampling: SamplingConfig = SamplingConfig(), batch_size: int = 8, *,
-                       client: str = "batch") -> list[str]:
-        """Replies for many conversations (`batch_size` is kept for callers; the batcher decides)."""
-        states = self.generate_rows([Row(c, adapter, sampling) for c in conversations], client=client)
-        for s in states:
-            if s.finish_reason == "error":
-                raise RuntimeError(f"generation failed: {s.error}")
-        return [s.text.strip() for s in states]
+    url = os.environ.get("TASKMASTER_ENGINE_URL")
+    if url:
+        from .remote_engine import RemoteEngine
 
-    def stream(self, messages: list[dict], adapter: str | None = BASE,
-               sampling: SamplingConfig = SamplingConfig()) -> Iterator[str]:
-        """Yield the reply text as it grows (cumulative), token by token."""
-        for (s,) in self.stream_rows([Row(messages, adapter, sampling)]):
-            if s.finish_reason == "error":
-                raise RuntimeError(f"generation failed: {s.error}")
-            yield s.text
-
-    def stream_batch(self, conversations: list[list[dict]], adapters: list[str | None],
-                     sampling: SamplingConfig = SamplingConfig()) -> Iterator[tuple[list[str], list[bool]]]:
-        """Several conversations admitted together (each as its own adapter, None = base), yielding
-        (texts so far, finished flags) as they grow: an Arena battle's two sides advance in the
-        same decode steps."""
-        if len(conversations) != len(adapters):
-            raise ValueError("one adapter (or None) per conversation")
-        for states in self.stream_rows([Row(c, a, sampling) for c, a in zip(conversations, adapters)]):
-            yield [s.text for s in states], [s.done for s in states]
-
-    def timed_generate(self, messages: list[dict], adapter: str | None = BASE,
-                       sampling: SamplingConfig = SamplingConfig()) -> tuple[str, float]:
-        t0 = time.perf_counter()
-        text = self.generate(messages, adapter, sampling)
-        return text, time.perf_counter() - t0
+        return RemoteEngine(url, os.environ.get("TASKMASTER_ENGINE_API_KEY"), base_name=base)
+    return ChatEngine(base, settings, **options)
 
 
 def _final(batcher: Batcher, group, row: Row) -> RowState:

@@ -38,10 +38,10 @@ class StudioContext:
 
     def engine(self, base: str | None = None):
         """The shared ChatEngine for `base` (default: the studio's base model), loaded once."""
-        from pipeline.inference import ChatEngine
+        from pipeline.inference import load_engine
 
         base = base or self.settings.base_model
         with self._lock:
-            if base not in self._engines:
-                self._engines[base] = ChatEngine(base, self.settings)
+            if base not in self._engines:  # TASKMASTER_ENGINE_URL: a remote OpenAI-compatible server
+                self._engines[base] = load_engine(base, self.settings)
             return self._engines[base]

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import UserError
-from ..inference import ChatEngine, SamplingConfig
+from ..inference import ChatEngine, SamplingConfig, load_engine
 from ..jsonl import read_jsonl, write_json, write_jsonl, atomic_write_text
 from ..judges import JUDGE_KINDS, get_judge, get_pairwise
 from ..judges.base import JudgeItem
@@ -163,7 +163,7 @@ def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, jud
             timing[f"generate_{label}_s"] = "reused"
         else:
             if engine is None:
-                engine = ChatEngine(base, settings)
+                engine = load_engine(base, settings)
             if adapter is not None:
                 engine.attach_adapter(ADAPTER_NAME, adapter_dir)
             t0 = time.perf_counter()

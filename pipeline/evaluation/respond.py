@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from ..inference import ChatEngine, SamplingConfig
+from ..inference import ChatEngine, SamplingConfig, load_engine
 from ..jsonl import write_jsonl
 from ..prompting import with_persona_system
 from .evalset import EvalPrompt, load_eval_set
@@ -114,7 +114,7 @@ def respond(cfg: RespondConfig, settings, *, engine: ChatEngine | None = None, e
         from ..spec import load_persona
 
         system_prompt = load_persona(cfg.persona or settings.persona_dir()).spec.system_prompt
-    engine = engine or ChatEngine(cfg.base, settings)
+    engine = engine or load_engine(cfg.base, settings)
     name, sha = None, None
     if cfg.adapter is not None:
         engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
