@@ -1,0 +1,51 @@
+"""Malformed inputs a careless user (or an attacker) hands the studio, as data: the tests and
+`benchmarks/probe_faults.py` both use these lists, so the probe's figures and the tests agree.
+
+Each case is (name, content bytes, expected): "refused" (a clear message naming the file, and
+the line where there is one) or "accepted" (a file a real editor writes that must load).
+"""
+
+from __future__ import annotations
+
+import json
+
+
+def _record(i: int = 1, reply: str = "Done, it's on your list. Want a due date?", **extra) -> dict:
+    return {"id": f"ex-{i:03d}", "category": "task_creation", "scenario": "Create a simple task",
+            "messages": [{"role": "user", "content": f"add a task {i}"}, {"role": "assistant", "content": reply}],
+            "source": "curated", "quality": {}, "review": {"status": "approved", "note": ""}, **extra}
+
+
+def _lines(*rows) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+
+
+def data_files() -> list[tuple[str, bytes, str]]:
+    good = _lines(_record(1), _record(2))
+    deep = '{"id": "x", "quality": ' + "[" * 100_000 + "]" * 100_000 + "}\n"
+    moderately_deep = _record(3, quality={"a": json.loads("[" * 200 + "]" * 200)})
+    return [
+        ("one_line_json_array", json.dumps([_record(1), _record(2)]).encode() + b"\n", "refused"),
+        ("number_line", good + b"42\n", "refused"),
+        ("string_line", good + b'"just text"\n', "refused"),
+        ("null_line", good + b"null\n", "refused"),
+        ("deeply_nested", good + deep.encode(), "refused"),
+        ("nested_200_levels", _lines(moderately_deep), "refused"),
+        ("invalid_utf8", good + b'{"id": "bad \xff\xfe here"}\n', "refused"),
+        ("empty_file", b"", "refused"),
+        ("whitespace_only", b"  \n\n\t \n", "refused"),
+        ("duplicate_ids", _lines(_record(1), _record(2), _record(1, reply="Another reply to the same id.")), "refused"),
+        ("whitespace_only_reply", _lines(_record(1), _record(2, reply="   \n\t ")), "refused"),
+        ("ten_mb_reply", _lines(_record(1), _record(2, reply="word " * 2_000_000)), "refused"),
+        ("truncated_last_line", good + _lines(_record(3))[:40], "refused"),
+        ("missing_messages", _lines({k: v for k, v in _record(1).items() if k != "messages"}), "refused"),
+        ("unknown_role", _lines(_record(1, messages=[{"role": "user", "content": "hi"},
+                                                      {"role": "bot", "content": "hello"}])), "refused"),
+        ("ends_with_user", _lines(_record(1, messages=[{"role": "user", "content": "hi"}])), "refused"),
+        ("content_not_text", _lines(_record(1, messages=[{"role": "user", "content": "hi"},
+                                                          {"role": "assistant", "content": 42}])), "refused"),
+        ("utf16_file", good.decode().encode("utf-16"), "refused"),
+        ("nul_bytes", good + b'{"id": "a\x00b"}\n', "refused"),
+        ("utf8_bom", b"\xef\xbb\xbf" + good, "accepted"),
+        ("crlf_line_endings", good.replace(b"\n", b"\r\n"), "accepted"),
+    ]
