@@ -49,3 +49,42 @@ def data_files() -> list[tuple[str, bytes, str]]:
         ("utf8_bom", b"\xef\xbb\xbf" + good, "accepted"),
         ("crlf_line_endings", good.replace(b"\n", b"\r\n"), "accepted"),
     ]
+
+
+def spec_files(shipped_persona_yaml: bytes) -> list[tuple[str, bytes, str]]:
+    """persona.yaml variants (the shipped scenarios.yaml beside each)."""
+    good = shipped_persona_yaml
+    text = good.decode("utf-8")
+    return [
+        ("empty_file", b"", "refused"),
+        ("comments_only", b"# nothing yet\n\n", "refused"),
+        ("invalid_utf8", good.replace(b"display_name:", b"display_name: \xff\xfe", 1), "refused"),
+        ("deep_nesting", good + b"extra: " + b"[" * 20_000 + b"]" * 20_000 + b"\n", "refused"),
+        ("duplicate_top_key", good + b"display_name: Someone Else\n", "refused"),
+        ("duplicate_nested_key", good.replace(b"success_criteria:\n", b"success_criteria:\n  overall_min: 1\n", 1),
+         "refused"),
+        ("terminal_escape_in_name", _set_display_name(text, '"Task\\x1b[31mMaster\\x1b[0m"'), "refused"),
+        ("bidi_override_in_name", _set_display_name(text, '"Task\\u202eretsaM"'), "refused"),
+        ("ten_mb_system_prompt", _big_prompt(text), "refused"),
+        ("top_level_list", b"- name: taskmaster\n- display_name: X\n", "refused"),
+        ("yaml_syntax_error", good + b"broken: \"unclosed\n", "refused"),
+        ("utf16_file", text.encode("utf-16"), "refused"),
+        ("truncated_half", good[: len(good) // 2], "refused"),
+        ("utf8_bom", b"\xef\xbb\xbf" + good, "accepted"),
+        ("crlf_line_endings", good.replace(b"\n", b"\r\n"), "accepted"),
+    ]
+
+
+def _set_display_name(text: str, value: str) -> bytes:
+    import re
+
+    return re.sub(r"(?m)^display_name:.*$", lambda m: f"display_name: {value}", text, count=1).encode()
+
+
+def _big_prompt(text: str) -> bytes:
+    import re
+
+    # a block scalar replaced by one 10 MB line
+    out = re.sub(r"(?ms)^system_prompt:.*?(?=^\S)", lambda m: "system_prompt: " + "plan " * 2_000_000 + "\n",
+                 text, count=1)
+    return out.encode()
