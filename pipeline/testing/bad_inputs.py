@@ -88,3 +88,43 @@ def _big_prompt(text: str) -> bytes:
     out = re.sub(r"(?ms)^system_prompt:.*?(?=^\S)", lambda m: "system_prompt: " + "plan " * 2_000_000 + "\n",
                  text, count=1)
     return out.encode()
+
+
+# ---- planted secrets (fake, well-formed) ---------------------------------------------------------
+FAKE_HF = "hf_" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+FAKE_OPENAI = "sk-proj-" + "Zx9Yw8Vu7Ts6Rq5Po4Nm3Lk2Ji1Hg0Fe"
+FAKE_AWS = "AKIA" + "QWERTYUIOPASDFGH"
+STUDIO_PASSWORD = "plain-studio-password-42"  # the studio's own admin password (a known secret)
+
+
+def _json_escaped(s: str, every: int = 1) -> str:
+    return "".join(f"\\u{ord(c):04x}" if i % every == 0 else c for i, c in enumerate(s))
+
+
+def _safetensors(extra_tail: bytes = b"", meta: dict | None = None) -> bytes:
+    header = json.dumps({"__metadata__": meta or {"format": "pt"},
+                         "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}).encode()
+    body = b"\x00" * (3 << 20)  # 3 MB of "weights"
+    return len(header).to_bytes(8, "little") + header + body + extra_tail
+
+
+def secret_plants() -> list[tuple[str, bytes]]:
+    """15 files for a package folder, each carrying one secret a scan must find."""
+    return [
+        ("README.md", f"Pushed with {FAKE_HF}\n".encode()),
+        ("adapter_config.json", json.dumps({"api_key": FAKE_OPENAI}).encode()),
+        ("EVALUATION_RESULTS.json", ('{"note": "' + _json_escaped(FAKE_HF) + '"}').encode()),
+        ("MANIFEST.json", ('{"x": "' + _json_escaped(FAKE_OPENAI, every=3) + '"}').encode()),
+        ("notes_utf16.txt", f"token {FAKE_HF}\n".encode("utf-16")),
+        ("notes_utf16le_nobom.txt", f"key {FAKE_OPENAI} end\n".encode("utf-16-le")),
+        ("adapter_model.safetensors", _safetensors(extra_tail=FAKE_HF.encode())),
+        ("extra/adapter_meta.safetensors", _safetensors(meta={"format": "pt", "by": FAKE_OPENAI})),
+        ("glued.txt", f"export token_{FAKE_HF}\n".encode()),
+        ("training_config.yaml", f"aws_key_id: {FAKE_AWS}\n".encode()),
+        (".env", b"password=Sup3rS3cretValue\n"),
+        ("weights.bin", b"\x01\x02" * 1000 + STUDIO_PASSWORD.encode() + b"\x00" * 10),
+        ("deep/folder/no_suffix", f"{FAKE_HF}".encode()),
+        ("examples/sample_interactions.jsonl",
+         (json.dumps({"messages": [{"role": "user", "content": f"my key is {FAKE_OPENAI}"}]}) + "\n").encode()),
+        ("tokenizer_config.json", json.dumps({"chat_template": "{# " + FAKE_AWS + " #}"}, ensure_ascii=True).encode()),
+    ]
