@@ -4,6 +4,7 @@ the real `eval` / `respond` CLI on a tiny model with a real (two optimizer steps
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -334,7 +335,18 @@ def test_evaluate_tab_runs_a_background_eval_and_shows_the_gates(tiny_run, tmp_p
         rows = {r[0]: r[1] for r in gates["data"]}
         assert rows["overall_score"] == "FAIL" and rows["adapter_size"] == "PASS" and set(rows.values()) <= {"PASS", "FAIL"}
         assert "A/B" in ab and "## Quality gates" in summary
-        assert Path(file).name == "EVALUATION_RESULTS.json"
-        assert json.loads(Path(file).read_text())["schema_version"] == 1
+        # Readable gates: value and threshold as text a person reads, rounded, never raw JSON.
+        for _, _, value, threshold, _ in gates["data"]:
+            for cell in (value, threshold):
+                assert "{" not in str(cell) and not re.search(r"\.\d{4,}", str(cell)), cell
+        # Worst replies: the adapter's and the base model's reply to the same prompt, side by side.
+        assert gates["headers"][:4] == ["gate", "result", "value", "threshold"]
+        assert worst["headers"][3:5] == ["adapter reply", "base reply"] and all(r[4] for r in worst["data"])
+        # Downloads: the adapter as a zip and EVALUATION_RESULTS.json.
+        files = [Path(f if isinstance(f, str) else f.get("path") or f.get("name")) for f in file]
+        names = {f.name for f in files}
+        assert "tiny-run-adapter.zip" in names and "EVALUATION_RESULTS.json" in names, names
+        results_file = next(f for f in files if f.name == "EVALUATION_RESULTS.json")
+        assert json.loads(results_file.read_text())["schema_version"] == 1
     finally:
         demo.close()

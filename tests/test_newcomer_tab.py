@@ -172,3 +172,63 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
     left, right = fn(s)
     assert left[-1]["content"] == "left reply" and right[-1]["content"] == "right reply"
     assert 'aria-label="Clear"' in demo.studio_launch_kwargs["css"]
+
+
+# ---- 2. Training uses the Data tab's newest exported version by default, and records it ------
+
+def test_train_defaults_to_the_newest_export_and_records_it(root_settings):
+    from pipeline.dataset import stages
+    from pipeline.train import monitor
+    from pipeline.train.data import dataset_record
+
+    shipped = root_settings.persona_dir() / "train.jsonl"
+    assert monitor.form_defaults("cpu-demo", root_settings)["data"] == ""
+    note = monitor.data_note("", root_settings)
+    assert "shipped set" in note and "no exported version" in note
+    stages.run_export(root_settings, include_pending=False, note="")  # v1: the approved shipped examples
+    stages.run_export(root_settings, include_pending=False, note="")  # v2
+    d = monitor.form_defaults("cpu-demo", root_settings)["data"]
+    assert d.endswith("v2/train.jsonl"), d
+    assert "`v2`" in monitor.data_note(d, root_settings)
+    rec = dataset_record(d, 12)
+    assert rec["version"] == "v2" and rec["count"] == 12 and len(rec["sha256"]) == 64
+    assert not rec["path"].startswith("/"), "no absolute local path in what travels into a package"
+    assert dataset_record(shipped)["version"] == "shipped"
+
+
+# ---- 7. A run resumed outside the studio shows as running, with its steps -------------------
+
+def test_attach_follows_a_run_resumed_outside_the_studio(tmp_path):
+    import json
+
+    from pipeline.train import monitor
+
+    jobs = JobManager(tmp_path / "jobs")
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("base_model: tiny\n")
+    job = jobs.start("train", ["train", "--out", str(run)], run_dir=str(run), program=[sys.executable, "-c", "pass"])
+    jobs.wait(job.id, timeout=30)
+    # The CLI resumed it: status.json says running with a live pid (this test process), steps advance.
+    (run / "status.json").write_text(json.dumps({"state": "running", "pid": os.getpid(), "step": 7, "max_steps": 20}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "loss": 2.0 - i / 10}) + "\n" for i in (5, 6, 7)))
+    view = monitor.attach(jobs, job.id)
+    assert view.state == "running" and view.step == 7, (view.state, view.step)
+    assert "resumed outside the studio" in view.message and "step 7" in view.log
+
+
+# ---- 8. A reload during a run shows that run's form, not the default preset ---------------
+
+def test_reloaded_form_is_the_running_jobs_form(root_settings, tmp_path):
+    from pipeline.train import monitor
+
+    form = {**monitor.form_defaults("smoke", root_settings), "data": "/data/v3/train.jsonl", "r": 4,
+            "learning_rate": 0.005, "target_modules": ["q_proj", "v_proj"], "max_steps": 3}
+    jobs = JobManager(root_settings.state_dir / "jobs")
+    assert monitor.page_form(jobs, root_settings) is None  # nothing running: the tab shows defaults
+    job = jobs.start("train", monitor.command_argv(form, str(tmp_path / "run")), run_dir=str(tmp_path / "run"),
+                     program=[sys.executable, "-c", "import time; time.sleep(20)"])
+    try:
+        assert monitor.page_form(jobs, root_settings) == form
+    finally:
+        jobs.stop(job.id, force=True)

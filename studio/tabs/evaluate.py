@@ -14,6 +14,8 @@ import gradio as gr
 
 from pipeline.evaluation import studio_api as api
 
+from ..downloads import run_downloads
+
 
 def create_tab(ctx) -> None:
     settings, jobs = ctx.settings, ctx.jobs
@@ -38,16 +40,20 @@ def create_tab(ctx) -> None:
     timer = gr.Timer(2.0)
 
     decision = gr.Markdown(elem_id="eval-decision")
-    gates = gr.Dataframe(label="Quality gates", interactive=False, wrap=True, elem_id="eval-gates")
+    gates = gr.Dataframe(label="Quality gates", interactive=False, wrap=True, elem_id="eval-gates",
+                         column_widths=["22%", "8%", "22%", "18%", "30%"])
     with gr.Row():
         traits = gr.BarPlot(x="bar", y="score", color="model", x_title="trait · model", x_label_angle=-35,
                             title="Trait means (0-2), base vs adapter", y_lim=[0, 2], height=380,
                             elem_id="eval-traits")
         with gr.Column():
             ab = gr.Markdown(elem_id="eval-ab")
-            download = gr.File(label="EVALUATION_RESULTS.json", interactive=False, elem_id="eval-download")
+            download = gr.File(label="Downloads: adapter (zip), package (zip), EVALUATION_RESULTS.json",
+                               file_count="multiple", interactive=False, elem_id="eval-download")
     categories = gr.Dataframe(label="Per category", interactive=False, elem_id="eval-categories")
-    worst = gr.Dataframe(label="Worst adapter replies", interactive=False, wrap=True, elem_id="eval-worst")
+    worst = gr.Dataframe(label="Worst adapter replies, with the base model's reply to the same prompt",
+                         interactive=False, wrap=True, elem_id="eval-worst",
+                         column_widths=["8%", "7%", "20%", "25%", "25%", "15%"])
     with gr.Accordion("summary.md", open=False):
         summary = gr.Markdown(elem_id="eval-summary")
 
@@ -55,7 +61,8 @@ def create_tab(ctx) -> None:
 
     def show(r):
         v = api.view(r)
-        return v["decision"], v["gates"], v["traits"], v["categories"], v["worst"], v["ab"], v["summary"], v["file"]
+        return (v["decision"], v["gates"], v["traits"], v["categories"], v["worst"], v["ab"], v["summary"],
+                run_downloads(r, settings) or None)
 
     def fill_runs():
         return gr.update(choices=api.list_runs(settings), value=api.default_run(jobs, settings))
