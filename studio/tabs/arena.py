@@ -136,6 +136,14 @@ def create_tab(ctx) -> None:
         draw = gr.Button("Draw a prompt from the eval set", size="sm", elem_id="arena-draw")
         new = gr.Button("New battle", size="sm", elem_id="arena-new")
     status = gr.Markdown(_status(ArenaSession(), limits), elem_id="arena-status")
+    default = arena.sampling
+    with gr.Accordion("Decoding (both models always use the same)", open=False, elem_id="arena-decoding"):
+        with gr.Row():
+            temp = gr.Slider(0, 1.5, value=default.temperature, step=0.05, label="Temperature (0 = greedy)",
+                             elem_id="arena-temperature")
+            top_p = gr.Slider(0.05, 1, value=default.top_p, step=0.05, label="Top-p", elem_id="arena-top-p")
+        decoding = gr.Markdown(f"Next battle: {default.describe()} (the base model's default).",
+                               elem_id="arena-decoding-now")
 
     with gr.Group(visible=False) as trait_box:
         gr.Markdown("Optional, after your vote: two quick questions (compared with the LLM judge's scores).")
@@ -196,6 +204,10 @@ def create_tab(ctx) -> None:
         s = arena.session(s, *_who(request))
         return arena.draw_prompt(s), s
 
+    def on_decoding(t, p, s, request: gr.Request):
+        s = arena.session(s, *_who(request))
+        return f"Next battle: {arena.set_sampling(s, t, p)}.", s
+
     def on_results():
         r = arena.results()
         return (_results_markdown(r),
@@ -232,6 +244,8 @@ def create_tab(ctx) -> None:
     new.click(on_new, [state], [chat_left, chat_right, state, *vote_buttons, reveal, status, trait_box],
               api_name="arena_new")
     draw.click(on_draw, [state], [prompt, state], api_name="arena_draw")
+    temp.release(on_decoding, [temp, top_p, state], [decoding, state], api_name="arena_decoding")
+    top_p.release(on_decoding, [temp, top_p, state], [decoding, state], api_name=False)
     refresh.click(on_results, None, [summary, vs_base, per_cat, bt], api_name="arena_results",
                   concurrency_limit=2)
     exp_csv.click(make_export("csv"), None, [exp_file], api_name="arena_export_csv")
