@@ -249,4 +249,9 @@ class Arena:
         return stats.summarize(self.store.votes(), judge)
 
     def export(self, out: str | Path, fmt: str) -> int:
+        """csv / jsonl: every vote; dpo / kto: preference rows for `train --method dpo|kto` (rows written)."""
+        if fmt in ("dpo", "kto"):
+            from .preference import export_preferences
+
+            return export_preferences(self.store.votes(), out, fmt, self.settings.persona_dir())["rows"]
         return self.store.export(out, fmt)

@@ -137,5 +137,11 @@ def view(run: str | None) -> dict:
             f"(judge `{r['judge']['name']}`, {r['eval_set']['n']} prompts, {r['created_at']}; "
             f"both sides decoded with {_describe_sampling(r.get('sampling'))})")
     summary = (path.parent / "summary.md").read_text(encoding="utf-8") if (path.parent / "summary.md").is_file() else ""
+    try:
+        from .next_step import propose_for_run
+
+        head += "\n\n" + propose_for_run(run).markdown()
+    except Exception as exc:  # the results above stay readable even if the proposal cannot be made
+        head += f"\n\n(next step unavailable: {exc})"
     return {"decision": head, "gates": gates, "traits": traits, "categories": cats, "worst": worst, "ab": ab_md,
             "summary": summary, "file": str(path)}

@@ -164,6 +164,8 @@ def create_tab(ctx) -> None:
         with gr.Row():
             exp_csv = gr.Button("Export CSV", size="sm")
             exp_jsonl = gr.Button("Export JSONL", size="sm")
+            exp_dpo = gr.Button("Export DPO pairs", size="sm")
+            exp_kto = gr.Button("Export KTO labels", size="sm")
         exp_file = gr.File(label="Export", interactive=False, visible=False)
 
     # ---- handlers (one pipeline call each) -------------------------------------------------------
@@ -223,9 +225,13 @@ def create_tab(ctx) -> None:
 
     def make_export(fmt: str):
         def on_export():
-            out = Path(settings.state_dir) / "arena" / "exports" / f"arena-votes-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+            ext = "jsonl" if fmt in ("dpo", "kto") else fmt
+            name = f"arena-votes-{time.strftime('%Y%m%d-%H%M%S')}{'-' + fmt if ext != fmt else ''}.{ext}"
+            out = Path(settings.state_dir) / "arena" / "exports" / name
             n = arena.export(out, fmt)
-            gr.Info(f"Exported {n} votes.")
+            gr.Info(f"Exported {n} {'rows' if fmt in ('dpo', 'kto') else 'votes'}."
+                    + (f" Train on them: python -m pipeline train --method {fmt} --from-run runs/<id> --pairs FILE"
+                       if fmt in ("dpo", "kto") else ""))
             return gr.File(value=str(out), visible=True)
         on_export.__name__ = f"arena_export_{fmt}"
         # Exports hold every voter's conversations: admin only when the studio is restricted.
@@ -250,3 +256,5 @@ def create_tab(ctx) -> None:
                   concurrency_limit=2)
     exp_csv.click(make_export("csv"), None, [exp_file], api_name="arena_export_csv")
     exp_jsonl.click(make_export("jsonl"), None, [exp_file], api_name="arena_export_jsonl")
+    exp_dpo.click(make_export("dpo"), None, [exp_file], api_name="arena_export_dpo")
+    exp_kto.click(make_export("kto"), None, [exp_file], api_name="arena_export_kto")
