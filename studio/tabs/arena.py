@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from pipeline.arena import Arena, ArenaSession, Limits
+from pipeline.arena import Arena, ArenaSession, Limits, stats
 from pipeline.arena.battle import VOTE_LABELS
 from pipeline.arena.sync import VoteSync
 
@@ -77,8 +77,7 @@ def _results_markdown(r: dict) -> str:
     if not r["votes"]:
         return "No votes yet."
     o, v = r["outcomes"], r["voters"]
-    lines = [f"**{r['votes']} vote{'s' if r['votes'] != 1 else ''}** from **{v['voters']} "
-             f"voter{'s' if v['voters'] != 1 else ''}** "
+    lines = [f"**{stats.voters_line(v)}** "
              f"(votes per voter: mean {v['votes_per_voter_mean']:.1f}, median {v['votes_per_voter_median']}, "
              f"max {v['votes_per_voter_max']}). Outcomes: left {o['left']}, right {o['right']}, "
              f"tie {o['tie']}, both bad {o['both_bad']}."]
@@ -168,9 +167,16 @@ def create_tab(ctx) -> None:
             exp_kto = gr.Button("Export KTO labels", size="sm")
         exp_file = gr.File(label="Export", interactive=False, visible=False)
 
+    def voter(s, request):
+        """The session, with the address the access control trusts (for the vote caps)."""
+        headers = getattr(request, "headers", None) or {}
+        agent = headers.get("user-agent", "") if hasattr(headers, "get") else ""
+        return arena.session(s, *_who(request), address=ctx.access.client_key(request) if request else None,
+                             client=agent)
+
     # ---- handlers (one pipeline call each) -------------------------------------------------------
     def on_send(text, s, request: gr.Request):
-        s = arena.session(s, *_who(request))
+        s = voter(s, request)
         off = [gr.Button(interactive=False)] * 4
         for up in arena.send(s, text):
             lc, rc = _chats(s, up.left, up.right)
@@ -181,7 +187,7 @@ def create_tab(ctx) -> None:
 
     def make_vote(choice: str):
         def on_vote(s, request: gr.Request):
-            s = arena.session(s, *_who(request))
+            s = voter(s, request)
             r = arena.vote(s, choice)
             text = (f"**You voted: {VOTE_LABELS[choice]}.** Model A (left) was **{r['left_name']}** "
                     f"(`{r['left']}`); Model B (right) was **{r['right_name']}** (`{r['right']}`).")
@@ -198,12 +204,12 @@ def create_tab(ctx) -> None:
         return gr.Group(visible=False)
 
     def on_new(s, request: gr.Request):
-        s = arena.new_battle(arena.session(s, *_who(request)))
+        s = arena.new_battle(voter(s, request))
         off = [gr.Button(interactive=False)] * 4
         return [], [], s, *off, "", _status(s, limits), gr.Group(visible=False)
 
     def on_draw(s, request: gr.Request):
-        s = arena.session(s, *_who(request))
+        s = voter(s, request)
         return arena.draw_prompt(s), s
 
     def on_decoding(t, p, s, request: gr.Request):
