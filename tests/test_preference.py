@@ -80,6 +80,7 @@ class _StopAfter(threading.Event):
         return self.n < 0 or super().is_set()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["dpo", "kto"])
 def test_preference_round_moves_the_adapter_keeps_the_base_and_resumes(sft_run, method, tiny_model_dir):
     out = sft_run["tmp"] / f"{method}-run"
@@ -115,6 +116,7 @@ def test_preference_round_moves_the_adapter_keeps_the_base_and_resumes(sft_run, 
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow
 def test_only_the_adapter_trains_and_the_reference_stays_the_parent(sft_run, tiny_model_dir):
     """Inside the trainer: base weights frozen and unchanged, TRL's "ref" adapter frozen at the parent."""
     from pipeline.train.config import Hardware, resolve
