@@ -41,6 +41,8 @@ PUBLIC_TABS = {"Arena"}  # everything else needs an admin login when access is r
 CSS = """
 #studio-header h3 { margin-bottom: 0.2em; }
 .tab-help { font-size: 0.9em; opacity: 0.85; }
+/* A blind battle is one conversation on both sides: no per-chat trash icon (see tabs/arena.py). */
+#arena-left button[aria-label="Clear"], #arena-right button[aria-label="Clear"] { display: none; }
 """
 
 

@@ -40,6 +40,18 @@ def default_decoding(settings: Settings):
             sampling_defaults(settings.base_model)[1])
 
 
+def default_run(jobs: JobManager, settings: Settings) -> str | None:
+    """The run the tab opens on: the latest evaluation job's run (running or not), so the status,
+    the log and the results below all describe the same run after a reload; else the newest run."""
+    runs = list_runs(settings)
+    job = jobs.latest(JOB_KIND)
+    if job is not None and job.run_dir:
+        for r in runs:
+            if Path(r).resolve() == Path(job.run_dir).resolve():
+                return r
+    return runs[0] if runs else None
+
+
 def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | None,
               temperature: float | None = None, top_p: float | None = None) -> list[str]:
     if not run:

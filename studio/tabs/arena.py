@@ -208,6 +208,11 @@ def create_tab(ctx) -> None:
         off = [gr.Button(interactive=False)] * 4
         return [], [], s, *off, "", _status(s, limits), gr.Group(visible=False)
 
+    def on_clear(s):
+        # A chat's trash icon empties only that side in the browser; a blind battle is one
+        # conversation on both sides, so both are put back as the battle has them.
+        return _chats(s) if isinstance(s, ArenaSession) else ([], [])
+
     def on_draw(s, request: gr.Request):
         s = voter(s, request)
         return arena.draw_prompt(s), s
@@ -258,6 +263,8 @@ def create_tab(ctx) -> None:
     draw.click(on_draw, [state], [prompt, state], api_name="arena_draw")
     temp.release(on_decoding, [temp, top_p, state], [decoding, state], api_name="arena_decoding")
     top_p.release(on_decoding, [temp, top_p, state], [decoding, state], api_name=False)
+    for chat in (chat_left, chat_right):
+        chat.clear(on_clear, [state], [chat_left, chat_right], api_name=False, queue=False, show_progress="hidden")
     refresh.click(on_results, None, [summary, vs_base, per_cat, bt], api_name="arena_results",
                   concurrency_limit=2)
     exp_csv.click(make_export("csv"), None, [exp_file], api_name="arena_export_csv")
