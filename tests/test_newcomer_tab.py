@@ -232,3 +232,50 @@ def test_reloaded_form_is_the_running_jobs_form(root_settings, tmp_path):
         assert monitor.page_form(jobs, root_settings) == form
     finally:
         jobs.stop(job.id, force=True)
+
+
+# ---- Arena: "both bad" counted the same in win rate and Bradley-Terry; admin-chosen contenders
+
+def _vote(i, vote, left, right="base"):
+    return {"battle_id": f"b{i}", "model_left": left, "model_right": right, "vote": vote,
+            "winner": {"left": left, "right": right}.get(vote), "conversation_left": [], "conversation_right": [],
+            "turns": 1, "prompt_id": None, "category": None, "voter_id": f"anon:{i}", "started_at": 1000.0 + i,
+            "voted_at": 1001.0 + i, "sampling": {}}
+
+
+def test_both_bad_counts_the_same_in_win_rate_and_bradley_terry():
+    from pipeline.arena import stats
+
+    votes = [_vote(i, "left" if i < 5 else "tie", "x") for i in range(10)]
+    votes += [_vote(10 + i, "left" if i < 2 else "both_bad", "y") for i in range(10)]
+    s = stats.summarize(votes)
+    rate = {r["model"]: r["win_rate"] for r in s["vs_base"]}
+    assert rate["y"] == pytest.approx(0.6) and rate["x"] == pytest.approx(0.75)
+    bt = {r["model"]: r["rating"] for r in s["bradley_terry"]}
+    # Each model met only the base: its rating implies exactly its win rate against it.
+    for m in ("x", "y"):
+        implied = 1 / (1 + 10 ** ((bt["base"] - bt[m]) / 400))
+        assert implied == pytest.approx(rate[m], abs=0.03), (m, implied, rate[m])
+    assert "both bad" in stats.RULE and "Bradley-Terry" in stats.RULE
+
+
+def test_admin_chooses_the_arena_contenders(root_settings):
+    import json
+
+    from pipeline.arena import Arena
+
+    for name in ("good-run", "smoke-run"):
+        run = root_settings.runs_dir / name
+        (run / "adapter").mkdir(parents=True)
+        (run / "adapter" / "adapter_config.json").write_text("{}")
+        (run / "status.json").write_text(json.dumps({"state": "finished"}))
+    arena = Arena(root_settings, lambda: None)
+    assert set(arena.contenders()) == {"base", "good-run", "smoke-run"} and arena.chosen_contenders() is None
+    assert arena.set_contenders(["good-run"]) == ["good-run"]
+    assert set(Arena(root_settings, lambda: None).contenders()) == {"base", "good-run"}  # kept on disk
+    with pytest.raises(UserError, match="not finished runs"):
+        arena.set_contenders(["no-such-run"])
+    with pytest.raises(UserError, match="at least one"):
+        arena.set_contenders([])
+    arena.set_contenders(None)
+    assert set(arena.contenders()) == {"base", "good-run", "smoke-run"}

@@ -207,3 +207,22 @@ def _round(x, digits: int = 3):
 GATE_COLUMNS = ["gate", "result", "value", "threshold", "detail"]
 CATEGORY_COLUMNS = ["category", "n", "base", "adapter", "change", "base violations", "adapter violations"]
 WORST_COLUMNS = ["id", "overall", "prompt", "adapter reply", "base reply", "violations"]
+
+
+def compare_view(run_a: str | None, run_b: str | None) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """(summary markdown, per-trait frame, per-gate frame) for the tab's "Compare two runs"."""
+    from .compare import compare_runs
+
+    cmp = compare_runs(run_a or "", run_b or "")
+    a, b = Path(cmp.run_a).name, Path(cmp.run_b).name
+
+    def interval(t):
+        return "-" if t["ci_low"] is None else f"{t['ci_low']:+.2f} to {t['ci_high']:+.2f}"
+
+    traits = pd.DataFrame([{"trait": t["trait"], a: readable(t["a"]), b: readable(t["b"]),
+                            "change (B - A)": "-" if t["delta"] is None else f"{t['delta']:+.2f}",
+                            "95% interval": interval(t), "prompts": t["n"]} for t in cmp.traits])
+    gates = pd.DataFrame([{"gate": g["gate"], f"{a}": f"{g['a_result']} ({readable(g['a'])})",
+                           f"{b}": f"{g['b_result']} ({readable(g['b'])})",
+                           "change (B - A)": "-" if g["delta"] is None else f"{g['delta']:+.3g}"} for g in cmp.gates])
+    return cmp.markdown(), traits, gates
