@@ -486,7 +486,7 @@ def _train_preference(p: Prepared, out: Path, ckpt: Path | None, stop_event: thr
         write_status(out, "stopped", pid=None, step=0)
         return {"stopped": True, "steps": 0}
     model, tokenizer = pref.load_policy(p.model_path, Path(p.cfg.from_run) / ADAPTER, p.res)
-    cb = _callback_class()(out, stop_event, echo)
+    cb = _callback_class()(out, stop_event, echo, _rewind_metrics(out, ckpt) if ckpt is not None else 0)
     trainer = pref.build_preference_trainer(model, tokenizer, rows, p.cfg, p.res, out, [cb], p.system_prompt)
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     return _finish(p, out, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb,
