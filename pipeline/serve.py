@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from .batching import Collector, EngineBusy, Row
-from .inference import SamplingConfig
+from .inference import SamplingConfig, default_sampling
 from .prompting import with_persona_system
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def _parse(body: dict, engine, adapters, system_prompt) -> tuple[Row, str]:
         msgs.append({"role": "system" if m["role"] == "developer" else m["role"], "content": content})
     if (body.get("n") or 1) != 1:
         raise _HTTPError(400, "'n' must be 1 (one reply per request); send several requests instead.")
-    d = SamplingConfig()
+    d = default_sampling(engine.base_name)  # the base model's defaults for whatever the request leaves out
     try:
         max_new = body.get("max_completion_tokens") or body.get("max_tokens") or d.max_new_tokens
         sampling = SamplingConfig(

@@ -22,6 +22,11 @@ BASE_ID = "base"
 Z95 = 1.959964
 
 
+# One rule for every number the Arena shows (win rates and Bradley-Terry alike), stated beside them.
+RULE = ("A tie and \"both bad\" each count as half a win for each side, in the win rates and in the "
+        "Bradley-Terry ratings alike.")
+
+
 def wilson(k: float, n: int, z: float = Z95) -> tuple[float | None, float | None, float | None]:
     """(rate, low, high) of k successes (ties may count 0.5) in n trials; all None when n == 0."""
     from ..evaluation.stats import wilson as _wilson  # one Wilson for the whole studio
@@ -77,10 +82,22 @@ def per_category(votes: list[dict], base: str = BASE_ID) -> list[dict]:
 def voters(votes: list[dict]) -> dict:
     per = Counter(v["voter_id"] for v in votes)
     counts = sorted(per.values())
-    return {"voters": len(per), "votes": len(votes),
+    addresses = {v.get("address_id") for v in votes if v.get("address_id")}
+    return {"voters": len(per), "votes": len(votes), "addresses": len(addresses),
+            "votes_without_address": sum(1 for v in votes if not v.get("address_id")),
             "votes_per_voter_mean": (len(votes) / len(per)) if per else None,
             "votes_per_voter_median": median(counts) if counts else None,
             "votes_per_voter_max": counts[-1] if counts else None}
+
+
+def voters_line(v: dict) -> str:
+    """'12 votes from 5 voters from 3 distinct addresses': how concentrated the ballot is."""
+    line = (f"{v['votes']} vote{'s' if v['votes'] != 1 else ''} from {v['voters']} "
+            f"voter{'s' if v['voters'] != 1 else ''} from {v.get('addresses', 0)} distinct address"
+            f"{'es' if v.get('addresses', 0) != 1 else ''}")
+    if v.get("votes_without_address"):
+        line += f" ({v['votes_without_address']} older votes without an address)"
+    return line
 
 
 def outcome_counts(votes: list[dict]) -> dict:
@@ -126,9 +143,9 @@ def _games(votes: list[dict]) -> list[tuple[str, str, float]]:
             games.append((a, b, 1.0))
         elif v["vote"] == "right":
             games.append((a, b, 0.0))
-        elif v["vote"] == "tie":
+        elif v["vote"] in ("tie", "both_bad"):
+            # The same rule as the win rate (RULE): a tie and "both bad" are half a win each.
             games.append((a, b, 0.5))
-        # both_bad: says nothing about the order of the two
     return games
 
 
