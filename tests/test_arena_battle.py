@@ -93,7 +93,8 @@ def test_mixed_batch_stream_equals_separate_greedy_generation(tiny_arena):
     conv = [{"role": "system", "content": "You are TaskMaster."}, {"role": "user", "content": "Create a task"}]
     greedy = SamplingConfig(max_new_tokens=12, temperature=0)
     updates = list(engine.stream_batch([conv, conv], [None, "run-a"], greedy))
-    assert len(updates) > 2 and updates[-1][1] == [True, True]
+    # a slow reader sees fewer, larger updates (the engine never waits for it); the last has both done
+    assert updates and updates[-1][1] == [True, True]
     base_text, adapter_text = updates[-1][0]
     assert base_text.strip() == engine.generate(conv, None, greedy)
     assert adapter_text.strip() == engine.generate(conv, "run-a", greedy)
