@@ -186,6 +186,13 @@ def render_card(f: CardFacts) -> str:
         f"outputs = model.generate(**inputs, {_generate_args(f)})",
         'response = tokenizer.decode(outputs[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)',
         "print(response)", "```", "",
+        "### Serving it (OpenAI-compatible)",
+        "vLLM serves the base model with this adapter; any OpenAI client then calls it "
+        "(the TaskMaster studio's Arena and evaluation too, with `TASKMASTER_ENGINE_URL`):", "```bash",
+        f"vllm serve {f.base_model} --served-model-name taskmaster-base --enable-lora \\",
+        f"    --max-lora-rank {1 << (max(8, int(lora.get('r') or 16)) - 1).bit_length()} --lora-modules taskmaster-{f.run_id}={ref}",
+        "```", "On a CPU, the studio's own `python -m pipeline serve --adapter NAME=<this folder>` does the same "
+        "(model `taskmaster-NAME`). Send the system prompt above with every conversation.", "",
         "## Persona Specification", "See PERSONA_SPEC.md for the complete persona (traits, vocabulary, pattern, boundaries, examples).", "",
         "## Evaluation Results",
         "See EVALUATION_RESULTS.json for every figure. How they were measured:",
