@@ -228,7 +228,7 @@ class ChatEngine:
         PEFT's mixed-adapter batches (`adapter_names`) gather and scatter the adapter's rows in
         every LoRA layer; for the Arena's usual pair (base + one adapter) that indexing cost
         ~10 ms per decoded token on the 2-core CPU, a battle side streaming at 77% of plain
-        `generate` instead of ~90% (docs/notes/7.md). With a single adapter in the batch, the
+        `generate` instead of ~90% (docs/benchmarks.md). With a single adapter in the batch, the
         adapter can stay active for every row and its LoRA scale be a per-row tensor, 0 for the
         base rows: `base(x) + B(A(x)) * 0` is the base output exactly. Only plain LoRA layers
         qualify (variants such as DoRA do not read `scaling` the same way)."""

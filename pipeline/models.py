@@ -213,7 +213,7 @@ def serving_dtype(device: str):
     Decoding one token of a small model on CPU reads every weight once and is bound by memory
     bandwidth: on this project's 2-core CPU, SmolLM2-135M decodes in 35 ms per token in bf16
     against 58 ms in float32, and a batch of two (an Arena battle) costs 1.1x one row in bf16
-    against 1.6x in float32 (docs/notes/7.md)."""
+    against 1.6x in float32 (docs/benchmarks.md)."""
     import torch
 
     if device == "cuda" or (device == "cpu" and cpu_has_native_bf16()):

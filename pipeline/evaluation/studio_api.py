@@ -30,6 +30,18 @@ def list_runs(settings: Settings) -> list[str]:
     return [str(p) for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
 
 
+def default_run(jobs: JobManager, settings: Settings) -> str | None:
+    """The run the tab opens on: the latest evaluation job's run (running or not), so the status,
+    the log and the results below all describe the same run after a reload; else the newest run."""
+    runs = list_runs(settings)
+    job = jobs.latest(JOB_KIND)
+    if job is not None and job.run_dir:
+        for r in runs:
+            if Path(r).resolve() == Path(job.run_dir).resolve():
+                return r
+    return runs[0] if runs else None
+
+
 def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | None) -> list[str]:
     if not run:
         raise UserError("choose a run folder first (runs/<id> with an adapter/); train one in the Train tab")

@@ -85,7 +85,7 @@ class TrainConfig(_Strict):
     gradient_checkpointing: Literal["auto", "on", "off"] = "auto"  # auto: on for CUDA, off on CPU
     num_threads: int = Field(0, ge=0, description="torch threads on CPU; 0 = physical cores")
 
-    # How conversations are batched (measured in benchmarks/train_throughput.py, docs/notes/5.md):
+    # How conversations are batched (measured in benchmarks/train_throughput.py, docs/benchmarks.md):
     #   packed   a micro-batch is one row of whole conversations, attention kept inside each
     #            conversation, no pad token computed (default; pipeline/train/packing.py)
     #   grouped  length-grouped padded batches;  padded  random batches padded to the longest
@@ -124,7 +124,7 @@ LAYERS_DEMO = 12
 
 def _cpu_demo() -> dict:
     # Sized so that 3 epochs over the shipped 239 conversations on the embedded 135M model
-    # finish in under 10 minutes on 2 CPU cores (5 min 05 s measured, docs/notes/5.md):
+    # finish in under 10 minutes on 2 CPU cores (5 min 05 s measured, docs/benchmarks.md):
     #  * r=8 on the seven projections of the last 12 of 30 layers: ~1M trainable parameters
     #    (~2 MB in bf16), enough capacity for a style. The backward pass stops at layer 18, so a
     #    step costs ~forward + 0.4 x backward instead of forward + backward (~1.4x fewer FLOPs).
@@ -132,7 +132,7 @@ def _cpu_demo() -> dict:
     #    well under it; it only bounds the rare outlier.
     #  * batch 8 x accum 1, packed: the seed's 8 conversations per optimizer step as one
     #    padding-free row, their shared persona prompt computed once (~1,450 tokens computed for
-    #    ~2,000 conversation tokens; see docs/notes/5.md for figures).
+    #    ~2,000 conversation tokens; see docs/benchmarks.md for figures).
     #  * lr 3e-4, 5 warm-up steps: ~90 optimizer steps in all, so the seed's 10 warm-up steps
     #    would be 11% of the run; a slightly higher peak lr compensates for the small model.
     return dict(
@@ -282,15 +282,22 @@ def parse_config(values: dict | TrainConfig, hw: "Hardware | None" = None) -> Tr
     return cfg
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """A config.yaml (a run's own, or a hand-written one)."""
+def load_config(path: str | Path, *, run: bool = False) -> TrainConfig:
+    """A config.yaml (a run's own, or a hand-written one). `run=True`: it must be a run's own,
+    whose TrainConfig sits under `train:`; a file without it (cut short by a crash or a full
+    disk) is named as broken rather than read as settings it never held."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8-sig")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not valid UTF-8; restore the file or start a new run"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+        raise ConfigError([f"{path}: not valid YAML (the file may be cut short): {exc}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping of settings"])
+    if run and not isinstance(raw.get("train"), dict):
+        raise ConfigError([f"{path}: this run's config.yaml is incomplete (no `train:` section; the file looks "
+                           f"cut short). Restore it, or start a new run with another --out"])
     raw = raw.get("train", raw)  # a run's config.yaml keeps the TrainConfig under `train:`
     return parse_config(raw)
 
