@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import UserError
+from ..judges import describe_agreement
 from ..jobs import JobManager
 from ..settings import Settings
 from .results import RESULTS_FILE
@@ -58,7 +59,7 @@ def start_eval(jobs: JobManager, settings: Settings, run: str, judge: str, limit
     argv = eval_argv(run, judge, limit, max_new_tokens)
     if judge == "llm" and not settings.judge.configured:
         raise UserError("the LLM judge needs an endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for a local server), "
-                        "or choose the rubric judge")
+                        "or choose the reader or rubric judge (offline)")
     if not Path(run, "adapter", "adapter_config.json").is_file():
         raise UserError(f"{run} has no adapter/adapter_config.json; choose a finished training run")
     job = jobs.start(JOB_KIND, argv, run_dir=str(run), label=f"eval {Path(run).name} ({judge})")
@@ -119,7 +120,8 @@ def view(run: str | None) -> dict:
              f"{ab.get('inconsistent', 0)} order-dependent verdicts counted as ties." if ab.get("n") else
              "**A/B:** no pairs judged.")
     head = (f"## {r['decision']}\n\nOverall {a['overall_mean']} vs base {b['overall_mean']} "
-            f"(judge `{r['judge']['name']}`, {r['eval_set']['n']} prompts, {r['created_at']})")
+            f"(judge `{r['judge']['name']}`, {r['eval_set']['n']} prompts, {r['created_at']})\n\n"
+            f"How far to trust the judge: {describe_agreement(r['judge'].get('agreement'))}")
     summary = (path.parent / "summary.md").read_text(encoding="utf-8") if (path.parent / "summary.md").is_file() else ""
     return {"decision": head, "gates": gates, "traits": traits, "categories": cats, "worst": worst, "ab": ab_md,
             "summary": summary, "file": str(path)}
