@@ -122,8 +122,18 @@ def fit_heads(Z, rows, groups, spec, extra_Z=None, extra_rows=None, echo=None) -
             if best is None or s > best[0]:
                 best = (s, lam)
         w, b = ridge(Z, y, best[1])
+        info = {"spearman_cv": round(best[0], 4), "lambda": best[1]}
+        if name == "overall":
+            # Ridge shrinks towards the mean, so a 9/10 reply reads ~6. Stretch the head by the
+            # least-squares line label ~ a * CV prediction + b on DEV (monotone: ranks unchanged).
+            from .agreement import linear_fit_mae
+
+            p = _cv_predict(Z, y, groups, lambda A, t: ridge(A, t, best[1]))
+            _, a, c = linear_fit_mae(p, y)
+            w, b = [a * v for v in w], a * b + c
+            info["stretch"] = {"a": round(a, 4), "b": round(c, 4)}
         heads[name] = Head("ridge", w, b)
-        cv[name] = {"spearman_cv": round(best[0], 4), "lambda": best[1]}
+        cv[name] = info
         say(f"  {name:<22} ridge  lambda {best[1]:<7g} CV Spearman {best[0]:.3f}")
 
     ridge_head("overall", [float(r["overall"]) for r in rows])
