@@ -15,8 +15,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from pipeline.arena import Arena, ArenaSession, Limits, stats
+from pipeline.arena import Arena, ArenaSession, Limits
+from pipeline.arena.service import finished_runs, stats
 from pipeline.arena.battle import VOTE_LABELS
+from pipeline.arena.stats import RULE as ARENA_RULE
 from pipeline.arena.sync import VoteSync
 
 # Up to `limits.batch_battles` Send handlers wait at once; pipeline.arena's batcher answers the
@@ -94,7 +96,7 @@ def _results_markdown(r: dict) -> str:
         lines.append(f"- Human vs judge agreement: {j['agreement']:.0%} (Wilson 95% CI {j['ci_low']:.0%}–"
                      f"{j['ci_high']:.0%}) on {j['decisive_both']} battles where both preferred a side")
     lines.append("\nWin rate = (wins + ½ × (ties + both bad)) / votes, as in the Evaluate tab's judge A/B; "
-                 "the seed's gate is ≥ 70% vs base.")
+                 "the seed's gate is ≥ 70% vs base. " + ARENA_RULE)
     return "\n".join(lines)
 
 
@@ -135,6 +137,14 @@ def create_tab(ctx) -> None:
         draw = gr.Button("Draw a prompt from the eval set", size="sm", elem_id="arena-draw")
         new = gr.Button("New battle", size="sm", elem_id="arena-new")
     status = gr.Markdown(_status(ArenaSession(), limits), elem_id="arena-status")
+    default = arena.sampling
+    with gr.Accordion("Decoding (both models always use the same)", open=False, elem_id="arena-decoding"):
+        with gr.Row():
+            temp = gr.Slider(0, 1.5, value=default.temperature, step=0.05, label="Temperature (0 = greedy)",
+                             elem_id="arena-temperature")
+            top_p = gr.Slider(0.05, 1, value=default.top_p, step=0.05, label="Top-p", elem_id="arena-top-p")
+        decoding = gr.Markdown(f"Next battle: {default.describe()} (the base model's default).",
+                               elem_id="arena-decoding-now")
 
     with gr.Group(visible=False) as trait_box:
         gr.Markdown("Optional, after your vote: two quick questions (compared with the LLM judge's scores).")
@@ -150,12 +160,25 @@ def create_tab(ctx) -> None:
         summary = gr.Markdown("", elem_id="arena-results-summary")
         vs_base = gr.Dataframe(label="Adapter vs base", interactive=False, visible=False)
         per_cat = gr.Dataframe(label="Per eval-set category", interactive=False, visible=False)
-        bt = gr.Dataframe(label="Bradley-Terry ratings (base = 1000; 95% bootstrap CI)", interactive=False,
+        bt = gr.Dataframe(label="Bradley-Terry ratings (base = 1000; 95% bootstrap CI; ties and both bad = half a win "
+                                "each)", interactive=False,
                           visible=False)
         with gr.Row():
             exp_csv = gr.Button("Export CSV", size="sm")
             exp_jsonl = gr.Button("Export JSONL", size="sm")
+            exp_dpo = gr.Button("Export DPO pairs", size="sm")
+            exp_kto = gr.Button("Export KTO labels", size="sm")
         exp_file = gr.File(label="Export", interactive=False, visible=False)
+    with gr.Accordion("Contenders (admin)", open=False, elem_id="arena-contenders"):
+        gr.Markdown("Which finished runs battle the base model. Smoke and test runs left out here never dilute a "
+                    "stakeholder session. Nothing chosen: every finished run battles.")
+        load_contenders = gr.Button("Load runs", size="sm", elem_id="arena-contenders-load")
+        contender_box = gr.CheckboxGroup(choices=[], label="Runs in battle", elem_id="arena-contenders-runs")
+        with gr.Row():
+            save_contenders = gr.Button("Save contenders", size="sm", variant="primary",
+                                        elem_id="arena-contenders-save")
+            all_contenders = gr.Button("All finished runs", size="sm", elem_id="arena-contenders-all")
+        contenders_md = gr.Markdown(elem_id="arena-contenders-status")
 
     def voter(s, request):
         """The session, with the address the access control trusts (for the vote caps)."""
@@ -207,6 +230,10 @@ def create_tab(ctx) -> None:
         s = voter(s, request)
         return arena.draw_prompt(s), s
 
+    def on_decoding(t, p, s, request: gr.Request):
+        s = arena.session(s, *_who(request))
+        return f"Next battle: {arena.set_sampling(s, t, p)}.", s
+
     def on_results():
         r = arena.results()
         return (_results_markdown(r),
@@ -220,11 +247,31 @@ def create_tab(ctx) -> None:
                 gr.Dataframe(value=_table(r["bradley_terry"], ["model", "rating", "ci_low", "ci_high", "games"]),
                              visible=bool(r["bradley_terry"])))
 
+    # Run names are not shown to anonymous visitors: these handlers are admin-only when restricted.
+    def on_load_contenders():
+        runs = sorted(finished_runs(settings.runs_dir))
+        chosen = arena.chosen_contenders()
+        value = [r for r in runs if chosen is None or r in chosen]
+        return (gr.CheckboxGroup(choices=runs, value=value),
+                f"{len(value)} of {len(runs)} finished runs battle the base" + ("" if chosen else " (no choice saved)"))
+
+    def on_save_contenders(runs):
+        chosen = arena.set_contenders(list(runs or []))
+        return f"Saved: {', '.join(chosen)} battle the base model in new battles."
+
+    def on_all_contenders():
+        runs = arena.set_contenders(None)
+        return gr.CheckboxGroup(value=runs), "Every finished run battles the base model again."
+
     def make_export(fmt: str):
         def on_export():
-            out = Path(settings.state_dir) / "arena" / "exports" / f"arena-votes-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+            ext = "jsonl" if fmt in ("dpo", "kto") else fmt
+            name = f"arena-votes-{time.strftime('%Y%m%d-%H%M%S')}{'-' + fmt if ext != fmt else ''}.{ext}"
+            out = Path(settings.state_dir) / "arena" / "exports" / name
             n = arena.export(out, fmt)
-            gr.Info(f"Exported {n} votes.")
+            gr.Info(f"Exported {n} {'rows' if fmt in ('dpo', 'kto') else 'votes'}."
+                    + (f" Train on them: python -m pipeline train --method {fmt} --from-run runs/<id> --pairs FILE"
+                       if fmt in ("dpo", "kto") else ""))
             return gr.File(value=str(out), visible=True)
         on_export.__name__ = f"arena_export_{fmt}"
         # Exports hold every voter's conversations: admin only when the studio is restricted.
@@ -243,9 +290,19 @@ def create_tab(ctx) -> None:
     new.click(on_new, [state], [chat_left, chat_right, state, *vote_buttons, reveal, status, trait_box],
               api_name="arena_new")
     draw.click(on_draw, [state], [prompt, state], api_name="arena_draw")
+    temp.release(on_decoding, [temp, top_p, state], [decoding, state], api_name="arena_decoding")
+    top_p.release(on_decoding, [temp, top_p, state], [decoding, state], api_name=False)
     for chat in (chat_left, chat_right):
         chat.clear(on_clear, [state], [chat_left, chat_right], api_name=False, queue=False, show_progress="hidden")
     refresh.click(on_results, None, [summary, vs_base, per_cat, bt], api_name="arena_results",
                   concurrency_limit=2)
     exp_csv.click(make_export("csv"), None, [exp_file], api_name="arena_export_csv")
     exp_jsonl.click(make_export("jsonl"), None, [exp_file], api_name="arena_export_jsonl")
+    load_contenders.click(ctx.access.protect_fn(on_load_contenders), None, [contender_box, contenders_md],
+                          api_name="arena_contenders")
+    save_contenders.click(ctx.access.protect_fn(on_save_contenders), [contender_box], [contenders_md],
+                          api_name="arena_contenders_save")
+    all_contenders.click(ctx.access.protect_fn(on_all_contenders), None, [contender_box, contenders_md],
+                         api_name="arena_contenders_all")
+    exp_dpo.click(make_export("dpo"), None, [exp_file], api_name="arena_export_dpo")
+    exp_kto.click(make_export("kto"), None, [exp_file], api_name="arena_export_kto")
