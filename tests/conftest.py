@@ -46,3 +46,11 @@ def embedded_model_dir() -> Path:
     from pipeline.models import prepare_embedded
 
     return prepare_embedded(Settings.from_env(env={}, cache_dir=REPO / ".cache"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Everything under tests/browser/ drives Chromium: mark it `browser` so `make test-fast`
+    (`-m "not slow and not browser"`) leaves it out without each file repeating the marker."""
+    for item in items:
+        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)

@@ -1,7 +1,7 @@
 """`python -m pipeline run`: the stages in order, a rerun continues, a missing stage is named.
 
 Runs the real CLI on the tiny model with the `smoke` preset (5 training steps) so it takes
-seconds; the cpu-demo preset's wall time and gate table are measured in docs/notes/9.md.
+seconds; the cpu-demo preset's wall time and gate table are measured in docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -37,9 +37,9 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         url = f"http://127.0.0.1:{port}"
         client = Client(url, verbose=False)
         # the form: preset, base, persona, data, r, alpha, dropout, targets, epochs, batch, accum, lr, max_len,
-        # warmup, max_steps, batching, layers
+        # warmup, max_steps, batching, layers, method, from_run, pairs, report_to
         form = ["smoke", str(tiny_model_dir), "taskmaster", str(data), 4, 8, 0.0, ["q_proj", "v_proj"], 1, 2, 1,
-                0.005, 384, 0, 3, "grouped", 0]
+                0.005, 384, 0, 3, "grouped", 0, "sft", "", "", "tensorboard"]
         progress, plot, log, command = client.predict(*form, api_name="/train_start")
         assert "python -m pipeline train --preset smoke" in command and "lora.r=4" in command
         jobs = JobManager(settings.state_dir / "jobs")
@@ -55,9 +55,24 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         other = Client(url, verbose=False)
         progress2, plot2, _, command2 = other.predict(api_name="/train_poll")
         assert job_id and "finished" in progress2 and "step 3/3" in progress2
+        # the tab links the run's tracker (report_to tensorboard: local event files, one command)
+        assert f"tensorboard --logdir {run_dir.parent}" in progress2
+        assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
         plot_rows = (plot2.get("value") or plot2)["data"]
         assert [row[0] for row in plot_rows] == [1, 2, 3]
         table = other.predict(api_name="/train_runs")
         assert table["data"][0][0] == run_dir.name and table["data"][0][1] == "finished"
     finally:
         demo.close()
+
+
+def test_train_form_builds_a_preference_round_command():
+    from pipeline.train import monitor
+
+    form = {"preset": "dpo", "method": "dpo", "from_run": "runs/sft-1", "pairs": "a.jsonl, b.jsonl",
+            "report_to": "trackio", "base_model": "smollm2-135m", "persona": "taskmaster"}
+    argv = monitor.command_argv(form, "runs/x")
+    assert argv[:3] == ["train", "--preset", "dpo"]
+    joined = " ".join(argv)
+    assert "--from-run runs/sft-1" in joined and "--pairs a.jsonl --pairs b.jsonl" in joined
+    assert "--report-to trackio" in joined and "--method" not in joined  # the dpo preset already says dpo

@@ -37,10 +37,17 @@ class Limits:
     turns_per_minute: int = 6      # per session: 6 turns x 2 replies is ~all one CPU can serve per minute
     max_new_tokens: int = 150      # per reply (the seed's usage example)
     batch_battles: int = 8         # battles answered together in one batched generate (16 rows)
+    # Vote caps across sessions (a fresh session is free to make): in the spirit of Chatbot
+    # Arena's per-user limits. A client is one browser (address + user agent); an address may be
+    # an office behind one NAT, hence the larger cap.
+    votes_per_client_hour: int = 30
+    votes_per_address_hour: int = 120
 
     ENV = {"max_prompt_chars": "TASKMASTER_ARENA_MAX_PROMPT_CHARS", "max_turns": "TASKMASTER_ARENA_MAX_TURNS",
            "turns_per_minute": "TASKMASTER_ARENA_TURNS_PER_MINUTE",
-           "max_new_tokens": "TASKMASTER_ARENA_MAX_NEW_TOKENS", "batch_battles": "TASKMASTER_ARENA_BATCH_BATTLES"}
+           "max_new_tokens": "TASKMASTER_ARENA_MAX_NEW_TOKENS", "batch_battles": "TASKMASTER_ARENA_BATCH_BATTLES",
+           "votes_per_client_hour": "TASKMASTER_ARENA_VOTES_PER_CLIENT_HOUR",
+           "votes_per_address_hour": "TASKMASTER_ARENA_VOTES_PER_ADDRESS_HOUR"}
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Limits":
@@ -71,6 +78,9 @@ class Battle:
     conv_left: list[dict] = field(default_factory=list)
     conv_right: list[dict] = field(default_factory=list)
     state: str = "open"  # open | generating | ready | voted
+    # SamplingConfig fields (seed excluded) fixed when the battle starts: both sides and every turn
+    # decode the same way, so a vote compares the models, not their decoding.
+    sampling: dict | None = None
     vote: str | None = None
     voted_at: float | None = None
 
@@ -147,7 +157,8 @@ class Battle:
         return {"battle_id": self.id, "model_left": self.left, "model_right": self.right, "vote": self.vote,
                 "winner": self.winner, "conversation_left": self.conv_left, "conversation_right": self.conv_right,
                 "turns": self.turns, "prompt_id": self.prompt_id, "category": self.category,
-                "voter_id": voter_id, "started_at": self.started_at, "voted_at": self.voted_at, **extra}
+                "voter_id": voter_id, "started_at": self.started_at, "voted_at": self.voted_at,
+                "sampling": self.sampling, **extra}
 
 
 def new_battle(pool: list[str], *, seed: int | None = None, prompt_id: str | None = None,
@@ -171,10 +182,15 @@ class ArenaSession:
     """Per-browser-session arena data (the value of the tab's `gr.State`)."""
 
     voter_id: str | None = None
+    address_id: str | None = None  # salted hashes (see Arena.session); None when unknown
+    client_id: str | None = None
     battle: Battle | None = None
     pending_prompt: dict | None = None  # an eval-set prompt drawn into the textbox
     turn_times: deque = field(default_factory=lambda: deque(maxlen=64))
     battles_voted: int = 0
+    # The visitor's decoding choice from the tab's "Decoding" controls (temperature, top_p); None:
+    # the base model's default. Read when a battle starts.
+    sampling: dict | None = None
 
     def check_rate(self, limits: Limits, now: float | None = None) -> None:
         now = time.time() if now is None else now

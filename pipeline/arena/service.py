@@ -18,9 +18,10 @@ from typing import Callable, Iterator
 import yaml
 
 from ..errors import UserError
-from ..inference import SamplingConfig
+from ..inference import SamplingConfig, default_sampling
 from ..prompting import with_persona_system
 from ..settings import Settings
+from ..text_input import clean_user_text
 from . import stats
 from .battle import ArenaSession, Battle, Limits, new_battle, voter_id
 from .streaming import PairBatcher, PairUpdate
@@ -67,11 +68,12 @@ def load_eval_prompts(persona_dir: Path) -> list[dict]:
 
 class Arena:
     def __init__(self, settings: Settings, engine: Callable[[], object], *, limits: Limits = Limits(),
-                 store: VoteStore | None = None, sync: VoteSync | None = None, temperature: float = 0.7):
+                 store: VoteStore | None = None, sync: VoteSync | None = None, sampling: SamplingConfig | None = None):
         self.settings = settings
         self._engine = engine
         self.limits = limits
-        self.temperature = temperature
+        # The Arena's default decoding: the base model's (greedy for the embedded 135M model).
+        self.sampling = sampling or default_sampling(settings.base_model, max_new_tokens=limits.max_new_tokens)
         self.store = store or VoteStore(votes_path(settings))
         self.sync = sync
         self._salt = self._load_salt()
@@ -107,12 +109,59 @@ class Arena:
     def eval_prompts(self) -> list[dict]:
         return load_eval_prompts(self.settings.persona_dir())
 
+    # ---- decoding ---------------------------------------------------------------------------------
+    def set_sampling(self, s: ArenaSession, temperature=None, top_p=None) -> str:
+        """The visitor's decoding for their next battles (None: the default); returns its description."""
+        values = {}
+        if temperature is not None:
+            t = float(temperature)
+            if not 0 <= t <= 2:
+                raise UserError(f"Temperature {t:g}: choose 0 (greedy) to 2.")
+            values["temperature"] = t
+        if top_p is not None:
+            p = float(top_p)
+            if not 0 < p <= 1:
+                raise UserError(f"Top-p {p:g}: choose a value above 0 and at most 1.")
+            values["top_p"] = p
+        s.sampling = values or None
+        return self.battle_sampling(s).describe()
+
+    def battle_sampling(self, s: ArenaSession) -> SamplingConfig:
+        """The decoding a battle started now would use: the Arena's default, the visitor's choice on top."""
+        from dataclasses import replace
+
+        return replace(self.sampling, **(s.sampling or {}))
+
     # ---- sessions -------------------------------------------------------------------------------
-    def session(self, state: ArenaSession | None, username: str | None, session_hash: str | None) -> ArenaSession:
+    def session(self, state: ArenaSession | None, username: str | None, session_hash: str | None, *,
+                address: str | None = None, client: str | None = None) -> ArenaSession:
+        """The voter's session. `address` is the client address as the access control keys it
+        (studio/access.py: a trusted proxy header, never a spoofable one), `client` what tells
+        browsers behind it apart (the user agent); only salted hashes of them are kept."""
         s = state if isinstance(state, ArenaSession) else ArenaSession()
         if s.voter_id is None or (username and s.voter_id != f"hf:{username}"):
             s.voter_id = voter_id(username, session_hash, self._salt)
+        if address:
+            s.address_id = self._hash("addr", address)
+            s.client_id = self._hash("client", f"{address}|{client or ''}")
         return s
+
+    def _hash(self, kind: str, value: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(self._salt + f"{kind}|{value}".encode("utf-8", "replace")).hexdigest()[:16]
+
+    def _check_vote_caps(self, s: ArenaSession) -> None:
+        """Refuse a vote beyond the hourly caps per client and per address (nothing is recorded)."""
+        import time
+
+        since = time.time() - 3600
+        for column, value, cap, who in (("client_id", s.client_id, self.limits.votes_per_client_hour, "this browser"),
+                                        ("address_id", s.address_id, self.limits.votes_per_address_hour,
+                                         "your network")):
+            if value and self.store.count_since(column, value, since) >= cap:
+                raise UserError(f"Thank you: {who} has cast {cap} votes this hour, the most the Arena counts. "
+                                "Come back in an hour to vote again.")
 
     def draw_prompt(self, s: ArenaSession, rng_seed: int | None = None) -> str:
         prompts = self.eval_prompts()
@@ -132,7 +181,7 @@ class Arena:
     # ---- a turn ---------------------------------------------------------------------------------
     def send(self, s: ArenaSession, text: str) -> Iterator[PairUpdate]:
         """Add the voter's turn to the battle (starting one if needed) and stream both replies."""
-        text = (text or "").strip()
+        text = clean_user_text(text).strip()
         if not text:
             raise UserError("Type a prompt (or press 'Draw a prompt from the eval set') first.")
         if len(text) > self.limits.max_prompt_chars:
@@ -147,6 +196,7 @@ class Arena:
             contenders = self.contenders()
             b = new_battle(list(contenders), prompt_id=pending and pending["id"],
                            category=pending and pending["category"])
+            b.sampling = {k: v for k, v in self.battle_sampling(s).to_dict().items() if k != "seed"}
             s.battle = b
             context = pending["context"] if pending else None
         else:
@@ -175,8 +225,9 @@ class Arena:
                 engine.attach_adapter(model, folder)
             adapters.append(model)
         system = self.system_prompt()
-        sampling = SamplingConfig(max_new_tokens=self.limits.max_new_tokens, temperature=self.temperature,
-                                  seed=(b.seed + b.turns) % (2 ** 31))
+        # One SamplingConfig for both sides (one batched generate), fixed for the whole battle.
+        fixed = b.sampling or {k: v for k, v in self.sampling.to_dict().items() if k != "seed"}
+        sampling = SamplingConfig(**fixed, seed=(b.seed + b.turns) % (2 ** 31))
         # Show the voter's turn and two "waiting" bubbles at once, before the model (and the
         # queue for it) gets to this battle.
         yield PairUpdate("", "", False, False, None, 0.0)
@@ -193,12 +244,13 @@ class Arena:
     # ---- the vote -------------------------------------------------------------------------------
     def vote(self, s: ArenaSession, choice: str) -> dict:
         """Record the vote (once per battle) and return the reveal: both model ids and names."""
-        b = s.battle
+        b = s.battle if isinstance(s, ArenaSession) else None
         if b is None:
             raise UserError("Start a battle first: send a prompt, read both replies, then vote.")
+        if b.state == "ready":
+            self._check_vote_caps(s)
         b.cast_vote(choice)
-        row = b.vote_row(s.voter_id or "anon:unknown",
-                         sampling={"max_new_tokens": self.limits.max_new_tokens, "temperature": self.temperature},
+        row = b.vote_row(s.voter_id or "anon:unknown", address_id=s.address_id, client_id=s.client_id,
                          meta={"persona": self.settings.persona, "base_model": self.settings.base_model})
         stored = self.store.record(row)
         if stored:
@@ -211,8 +263,8 @@ class Arena:
         r = b.reveal()
         return {**r, "left_name": self.display_name(r["left"]), "right_name": self.display_name(r["right"])}
 
-    def traits(self, s: ArenaSession, answers: dict[str, str]) -> int:
-        b = s.battle
+    def traits(self, s: ArenaSession | None, answers: dict[str, str]) -> int:
+        b = s.battle if isinstance(s, ArenaSession) else None  # called before any battle: no state yet
         if b is None or b.state != "voted":
             raise UserError("Vote on the battle first; the trait questions come after the vote.")
         return self.store.record_traits(b.id, answers)
@@ -224,4 +276,9 @@ class Arena:
         return stats.summarize(self.store.votes(), judge)
 
     def export(self, out: str | Path, fmt: str) -> int:
+        """csv / jsonl: every vote; dpo / kto: preference rows for `train --method dpo|kto` (rows written)."""
+        if fmt in ("dpo", "kto"):
+            from .preference import export_preferences
+
+            return export_preferences(self.store.votes(), out, fmt, self.settings.persona_dir())["rows"]
         return self.store.export(out, fmt)

@@ -2,6 +2,8 @@
 
     python -m pipeline train --persona taskmaster --base smollm2-135m --out runs/demo --preset cpu-demo
     python -m pipeline train --resume runs/demo                 # continue from the last checkpoint
+    python -m pipeline train --method dpo --from-run runs/demo --out runs/demo-dpo   # preference round
+    python -m pipeline train --method kto --from-run runs/demo --pairs votes-kto.jsonl --self-play 0
     python -m pipeline train plan --base llama-3.1-8b-instruct --rank 16 --targets all [--json]
     python -m pipeline train status runs/demo [--json]
     python -m pipeline train list [--json]
@@ -42,7 +44,17 @@ def register(sub) -> None:
 
     p = sub.add_parser("train", help="train a LoRA adapter (plan its size first; follow, stop, resume a run)",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default="seed", choices=preset_names(), help="starting config (default: seed)")
+    p.add_argument("--preset", default=None, choices=preset_names(),
+                   help="starting config (default: seed; with --method dpo|kto, that method's preset)")
+    p.add_argument("--method", choices=["sft", "dpo", "kto"], help="sft (default), or a preference round on --from-run")
+    p.add_argument("--from-run", dest="from_run", metavar="RUN", help="dpo/kto: the SFT run whose adapter to continue")
+    p.add_argument("--pairs", action="append", default=[], metavar="FILE",
+                   help="dpo/kto data: JSONL from `arena export --format dpo|kto` (repeatable)")
+    p.add_argument("--self-play", dest="self_play", type=int, metavar="N",
+                   help="dpo/kto: curated conversations to self-play into pairs (default 64; 0 = none)")
+    p.add_argument("--beta", type=float, help="dpo/kto beta (default 0.1)")
+    p.add_argument("--report-to", dest="report_to", choices=["tensorboard", "trackio", "wandb", "none"],
+                   help="also log the run to this tracker (default tensorboard, local: tensorboard --logdir runs)")
     p.add_argument("--config", help="a YAML TrainConfig (or a run's config.yaml) to start from instead of a preset")
     p.add_argument("--persona", help="persona name or folder (default: the studio's)")
     p.add_argument("--base", help="base model: registry name, local folder or Hub id (default: the studio's)")
@@ -120,16 +132,20 @@ def build_config_values(args, settings) -> dict:
         raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
         base = raw.get("train", raw) if isinstance(raw, dict) else {}
     else:
+        args.preset = args.preset or (args.method if args.method in ("dpo", "kto") else "seed")
         base = preset_overrides(args.preset)
     flags: dict = {}
     for key in ("lora.r", "lora.alpha", "lora.dropout", "epochs", "batch_size", "grad_accum", "learning_rate",
                 "warmup_steps", "max_length", "max_steps", "save_steps", "num_threads", "seed", "backend",
-                "precision", "batching", "save_strategy", "data"):
+                "precision", "batching", "save_strategy", "data", "method", "from_run", "self_play", "beta",
+                "report_to"):
         v = getattr(args, key, None)
         if v is not None:
             _set(flags, key, v)
     if args.targets:
         _set(flags, "lora.target_modules", parse_targets(args.targets))
+    if args.pairs:
+        flags["pairs"] = list(args.pairs)
     flags["persona"] = args.persona or base.get("persona") or settings.persona
     flags["base_model"] = args.base or base.get("base_model") or settings.base_model
     for item in args.set:
@@ -147,7 +163,7 @@ def _train(args, settings) -> int:
         summary = run_training(None, args.resume, settings, resume=True, echo=not args.quiet)
     else:
         values = build_config_values(args, settings)
-        out = Path(args.out) if args.out else settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.preset}"
+        out = Path(args.out) if args.out else settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.preset or 'config'}"
         summary = run_training(values, out, settings, echo=not args.quiet)
     return 0 if summary.get("state") in ("finished", "stopped") or summary.get("stopped") else 1
 
@@ -195,4 +211,9 @@ def _status(args, settings) -> int:
               f"{summary['n_examples']} conversations, data sha256 {summary['data_sha256'][:12]}")
     if st["resumable"]:
         print(f"  resume with: python -m pipeline train --resume {args.run}")
+    from ..train.monitor import tracker_command
+
+    tracker = tracker_command(args.run)
+    if tracker:
+        print(f"  tracker: {tracker}")
     return 0

@@ -37,6 +37,7 @@ from ..settings import Settings
 from ..spec import load_persona, render_markdown
 from .manifest import file_sha256, write_manifest
 from .model_card import BASE_LICENSES, CardFacts, render_card
+from .portable import portable
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -288,8 +289,12 @@ def build_package(cfg: PackageConfig, settings: Settings, *, engine_factory=None
 
         # 2. documents
         atomic_write_text(tmp / "PERSONA_SPEC.md", render_markdown(persona))
-        write_json(tmp / EVAL_FILE, run["evaluation"])
-        shutil.copy2(run_dir / "config.yaml", tmp / TRAINING_CONFIG)
+        # No absolute local path or command line leaves the machine (see portable.py).
+        roots = [run_dir, out, settings.work_dir, settings.root]
+        evaluation = portable(run["evaluation"], roots)
+        write_json(tmp / EVAL_FILE, evaluation)
+        atomic_write_text(tmp / TRAINING_CONFIG, yaml.safe_dump(portable(config, roots), sort_keys=False,
+                                                                allow_unicode=True))
         atomic_write_text(tmp / DATA_CARD, render_data_card(run, spec.display_name))
 
         # 3. real replies of this adapter
@@ -310,14 +315,15 @@ def build_package(cfg: PackageConfig, settings: Settings, *, engine_factory=None
         first_user = next((m["content"] for m in samples[0]["messages"] if m.get("role") == "user"), None)
         facts = CardFacts(
             run_id=run_dir.name, persona=spec.name, display_name=spec.display_name, purpose=spec.purpose,
-            system_prompt=system_prompt or "", base_model=base.serve_id, base_model_name=base.name,
+            system_prompt=system_prompt or "", base_model=base.serve_id,
+            base_model_name=portable(base.name, roots),
             license=BASE_LICENSES.get(base.serve_id, "other"), lora=dict(lora), adapter_bytes=adapter_bytes,
             adapter_sha256=adapter_sha, run_adapter_sha256=adapter_dir_sha256(run["adapter"]),
             max_adapter_mb=spec.deployment.max_adapter_mb,
             train={k: summ.get(k) for k in ("n_examples", "first_loss", "final_loss", "runtime_s", "train_tokens",
                                             "data_sha256")},
-            evaluation=run["evaluation"], n_sample_interactions=len(samples), sample_source=sample_source,
-            example_prompt=first_user or "Create a task called review budget", adapter_ref=str(out.resolve()),
+            evaluation=evaluation, n_sample_interactions=len(samples), sample_source=sample_source,
+            example_prompt=first_user or "Create a task called review budget", adapter_ref=".",
         )
         atomic_write_text(tmp / "README.md", render_card(facts))
         manifest = write_manifest(tmp, run_id=run_dir.name, card=facts.model_dump(mode="json"))

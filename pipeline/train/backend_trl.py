@@ -4,7 +4,7 @@ Both backends hand `build_trainer` a PEFT model and a tokenizer; from there on t
 the same `SFTTrainer` over pre-tokenized rows (`input_ids` + assistant-only `labels`, see
 `pipeline.train.data`), so the run folder, metrics, checkpoints and adapter are identical.
 
-CPU speed (measured in benchmarks/train_throughput.py, numbers in docs/notes/5.md):
+CPU speed (measured in benchmarks/train_throughput.py, numbers in docs/benchmarks.md):
   * torch threads = physical cores (hyper-threads share a core's FPU and only add contention);
   * bf16 autocast where the CPU has AVX512-BF16/AMX;
   * no gradient checkpointing on CPU: a 135M model's activations fit in RAM, and recomputing
@@ -101,14 +101,17 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
     packed = cfg.batching == "packed"
     # unsloth patches the model's attention and loss itself, so it keeps plain TRL: packed batches
     # are TRL's padding-free rows (position_ids, no prefix sharing). Unverified on a GPU so far
-    # (docs/notes/5.md); the speed-ups in this module's docstring are the TRL backend's.
+    # (docs/benchmarks.md); the speed-ups in this module's docstring are the TRL backend's.
     ours = res.backend != "unsloth"
     collator = None
     if packed and ours:
         collator = PackedCollator(share_prefix=cfg.share_prefix)
         model.set_attn_implementation(register())
+    from .tracking import configure
+
     ds = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
     args = SFTConfig(
+        **configure(cfg.report_to, out_dir),
         output_dir=str(out_dir / "checkpoints"),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
@@ -133,7 +136,6 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
         save_total_limit=cfg.save_total_limit,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        report_to="none",
         dataloader_pin_memory=res.device == "cuda",
         dataset_num_proc=None,
         disable_tqdm=False,

@@ -59,7 +59,23 @@ class LoraSettings(_Strict):
         return list(range(num_layers - self.layers, num_layers))
 
 
+METHODS = ("sft", "dpo", "kto")
+REPORT_TO = ("tensorboard", "trackio", "wandb", "none")
+
+
 class TrainConfig(_Strict):
+    # how: supervised fine-tuning on the curated conversations, or a preference round (TRL's DPO on
+    # chosen/rejected pairs, KTO on unpaired thumbs up/down) continuing from an SFT run's adapter
+    method: Literal["sft", "dpo", "kto"] = "sft"
+    from_run: str | None = None  # dpo/kto: the SFT run folder whose adapter (and base, LoRA shape) to continue
+    # dpo/kto data: JSONL files of pairs (`arena export --format dpo|kto`, or a run's pairs.jsonl); the run
+    # also self-plays `self_play` curated conversations into pairs (chosen = the curated reply, rejected =
+    # the parent adapter's own reply, SPIN-style; plus pairs the judge ranks among its samples).
+    pairs: list[str] = Field(default_factory=list)
+    self_play: int = Field(64, ge=0, description="curated conversations to self-play into pairs (0 = none)")
+    self_play_samples: int = Field(2, ge=1, le=8, description="replies sampled per conversation for the judge to rank")
+    beta: float = Field(0.1, gt=0, le=10, description="DPO/KTO beta: how far the policy may move from the SFT parent")
+
     # what to train
     base_model: str = "smollm2-135m"  # registry name, local folder or Hub id (see pipeline.models)
     persona: str = "taskmaster"  # persona name (data/personas/<name>) or a persona folder
@@ -85,7 +101,7 @@ class TrainConfig(_Strict):
     gradient_checkpointing: Literal["auto", "on", "off"] = "auto"  # auto: on for CUDA, off on CPU
     num_threads: int = Field(0, ge=0, description="torch threads on CPU; 0 = physical cores")
 
-    # How conversations are batched (measured in benchmarks/train_throughput.py, docs/notes/5.md):
+    # How conversations are batched (measured in benchmarks/train_throughput.py, docs/benchmarks.md):
     #   packed   a micro-batch is one row of whole conversations, attention kept inside each
     #            conversation, no pad token computed (default; pipeline/train/packing.py)
     #   grouped  length-grouped padded batches;  padded  random batches padded to the longest
@@ -96,6 +112,11 @@ class TrainConfig(_Strict):
     adapter_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     # bookkeeping
+    # Where the Trainer also logs the run: TensorBoard event files in runs/<id>/tensorboard (no account, no
+    # network: `tensorboard --logdir runs`), trackio's local database (runs/.trackio: `trackio show`),
+    # Weights & Biases (needs `pip install wandb` and an account, or WANDB_MODE=offline), or none.
+    # metrics.jsonl is written in every case; this is for comparing runs in a tool people already know.
+    report_to: Literal["tensorboard", "trackio", "wandb", "none"] = "tensorboard"
     logging_steps: int = Field(1, ge=1)
     save_strategy: Literal["epoch", "steps"] = "epoch"
     save_steps: int = Field(20, ge=1)
@@ -124,7 +145,7 @@ LAYERS_DEMO = 12
 
 def _cpu_demo() -> dict:
     # Sized so that 3 epochs over the shipped 239 conversations on the embedded 135M model
-    # finish in under 10 minutes on 2 CPU cores (5 min 05 s measured, docs/notes/5.md):
+    # finish in under 10 minutes on 2 CPU cores (5 min 05 s measured, docs/benchmarks.md):
     #  * r=8 on the seven projections of the last 12 of 30 layers: ~1M trainable parameters
     #    (~2 MB in bf16), enough capacity for a style. The backward pass stops at layer 18, so a
     #    step costs ~forward + 0.4 x backward instead of forward + backward (~1.4x fewer FLOPs).
@@ -132,7 +153,7 @@ def _cpu_demo() -> dict:
     #    well under it; it only bounds the rare outlier.
     #  * batch 8 x accum 1, packed: the seed's 8 conversations per optimizer step as one
     #    padding-free row, their shared persona prompt computed once (~1,450 tokens computed for
-    #    ~2,000 conversation tokens; see docs/notes/5.md for figures).
+    #    ~2,000 conversation tokens; see docs/benchmarks.md for figures).
     #  * lr 3e-4, 5 warm-up steps: ~90 optimizer steps in all, so the seed's 10 warm-up steps
     #    would be 11% of the run; a slightly higher peak lr compensates for the small model.
     return dict(
@@ -148,10 +169,27 @@ def _smoke() -> dict:
                 batch_size=4, grad_accum=1, warmup_steps=0, max_length=512, save_strategy="steps", save_steps=5)
 
 
+def _dpo() -> dict:
+    # A preference round on top of an SFT adapter (set from_run). LoRA DPO moves a policy with a
+    # learning rate ~10x below SFT's; beta 0.1 is TRL's default. ~64 self-play pairs + the Arena's,
+    # 8 pairs per step, 2 epochs: ~16 steps, each a forward of the policy and of the reference (the
+    # parent adapter, frozen) over chosen and rejected: ~4 SFT steps' worth of compute per step.
+    return dict(method="dpo", epochs=2, batch_size=4, grad_accum=2, learning_rate=2e-5, warmup_steps=2,
+                max_length=512, beta=0.1, save_strategy="steps", save_steps=5)
+
+
+def _kto() -> dict:
+    # KTO on unpaired good/bad replies (thumbs up/down; an Arena vote gives two labels). The KL term
+    # compares mismatched completions within a batch, so a micro-batch needs >= 2 rows.
+    return {**_dpo(), "method": "kto", "batch_size": 4}
+
+
 PRESETS: dict[str, tuple[str, Any]] = {
     "seed": ("the seed's Phase 2 config: r=16/alpha=16 on all seven projections, 3 epochs, 2x4 batch, lr 2e-4 cosine", _seed),
     "cpu-demo": ("quick CPU demo: r=8 on all seven projections of the last 12 layers, 3 epochs, 8 conversations per step (packed), max length 512", _cpu_demo),
     "smoke": ("5 optimizer steps on the attention projections: checks that training works", _smoke),
+    "dpo": ("preference round (DPO) on an SFT run's adapter: self-play + Arena pairs, lr 2e-5, beta 0.1, 2 epochs", _dpo),
+    "kto": ("preference round (KTO, unpaired good/bad replies) on an SFT run's adapter, lr 2e-5, beta 0.1", _kto),
 }
 
 
@@ -227,6 +265,15 @@ def semantic_problems(cfg: TrainConfig) -> list[str]:
         p.append("precision: unsloth trains in bf16/fp16; use precision auto, bf16 or fp16 with backend unsloth")
     if cfg.optim == "adamw_8bit" and cfg.backend == "trl" and cfg.precision == "fp32":
         pass  # allowed: bitsandbytes handles fp32 params on CUDA
+    if cfg.method != "sft" and not cfg.from_run:
+        p.append(f"from_run: method {cfg.method} continues from an SFT run's adapter; pass --from-run runs/<id>")
+    if cfg.method == "sft" and (cfg.from_run or cfg.pairs):
+        p.append("method: from_run / pairs are for a preference round; use --method dpo or kto (or drop them)")
+    if cfg.method != "sft" and not cfg.pairs and cfg.self_play == 0:
+        p.append(f"pairs: method {cfg.method} needs preference data: pass --pairs FILE (e.g. from "
+                 f"`python -m pipeline arena export --format {cfg.method}`) or set self_play above 0")
+    if cfg.method == "kto" and cfg.batch_size < 2:
+        p.append("batch_size: KTO estimates its KL term from mismatched rows of a micro-batch; use batch_size 2 or more")
     return p
 
 
@@ -245,6 +292,12 @@ def environment_problems(cfg: TrainConfig, hw: "Hardware") -> list[str]:
         p.append("precision: fp16 training needs CUDA; use precision auto, bf16 or fp32 on CPU")
     if cfg.optim == "adamw_8bit" and not (hw.cuda and hw.bitsandbytes):
         p.append("optim: adamw_8bit needs CUDA and bitsandbytes; use optim auto or adamw_torch here")
+    import importlib.util
+
+    need = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb"}.get(cfg.report_to)
+    if need and importlib.util.find_spec(need) is None:
+        p.append(f"report_to: {cfg.report_to} is not installed; `pip install {need}` or use report_to tensorboard "
+                 f"(installed with requirements.txt) or none")
     return p
 
 
@@ -284,15 +337,22 @@ def parse_config(values: dict | TrainConfig, hw: "Hardware | None" = None) -> Tr
     return cfg
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """A config.yaml (a run's own, or a hand-written one)."""
+def load_config(path: str | Path, *, run: bool = False) -> TrainConfig:
+    """A config.yaml (a run's own, or a hand-written one). `run=True`: it must be a run's own,
+    whose TrainConfig sits under `train:`; a file without it (cut short by a crash or a full
+    disk) is named as broken rather than read as settings it never held."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8-sig")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not valid UTF-8; restore the file or start a new run"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+        raise ConfigError([f"{path}: not valid YAML (the file may be cut short): {exc}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping of settings"])
+    if run and not isinstance(raw.get("train"), dict):
+        raise ConfigError([f"{path}: this run's config.yaml is incomplete (no `train:` section; the file looks "
+                           f"cut short). Restore it, or start a new run with another --out"])
     raw = raw.get("train", raw)  # a run's config.yaml keeps the TrainConfig under `train:`
     return parse_config(raw)
 

@@ -8,6 +8,7 @@ refresh, a second browser or a studio restart sees the same run.
 
 from __future__ import annotations
 
+import html
 import json
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ KIND = "train"
 # The form's fields, in order (each maps to a TrainConfig setting).
 FORM_FIELDS = ["preset", "base_model", "persona", "data", "r", "alpha", "dropout", "target_modules", "epochs",
                "batch_size", "grad_accum", "learning_rate", "max_length", "warmup_steps", "max_steps", "batching",
-               "layers"]
+               "layers", "method", "from_run", "pairs", "report_to"]
 
 
 def form_defaults(preset: str, settings: Settings) -> dict:
@@ -32,7 +33,8 @@ def form_defaults(preset: str, settings: Settings) -> dict:
             "target_modules": list(cfg.lora.target_modules), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
             "grad_accum": cfg.grad_accum, "learning_rate": cfg.learning_rate, "max_length": cfg.max_length,
             "warmup_steps": cfg.warmup_steps, "max_steps": cfg.max_steps, "batching": cfg.batching,
-            "layers": cfg.lora.layers}
+            "layers": cfg.lora.layers, "method": cfg.method, "from_run": cfg.from_run or "",
+            "pairs": ", ".join(cfg.pairs), "report_to": cfg.report_to}
 
 
 def _num(v, typ):
@@ -58,6 +60,9 @@ def form_values(form: dict) -> tuple[str, dict]:
         "grad_accum": _num(form.get("grad_accum"), int), "learning_rate": _num(form.get("learning_rate"), float),
         "max_length": _num(form.get("max_length"), int), "warmup_steps": _num(form.get("warmup_steps"), int),
         "max_steps": _num(form.get("max_steps"), int), "batching": form.get("batching") or None,
+        "method": form.get("method") or None, "from_run": (form.get("from_run") or "").strip() or None,
+        "pairs": [x.strip() for x in (form.get("pairs") or "").replace("\n", ",").split(",") if x.strip()] or None,
+        "report_to": form.get("report_to") or None,
     })
     values = {k: v for k, v in values.items() if v is not None}
     values["lora"] = {k: v for k, v in values["lora"].items() if v is not None}
@@ -76,8 +81,16 @@ def command_argv(form: dict, out: str) -> list[str]:
     if values.get("data"):
         argv += ["--data", values["data"]]
     defaults = TrainConfig.model_validate(base).to_dict()
+    if values.get("method") and values["method"] != defaults["method"]:
+        argv += ["--method", values["method"]]
+    if values.get("from_run"):
+        argv += ["--from-run", values["from_run"]]
+    for f in values.get("pairs") or []:
+        argv += ["--pairs", f]
+    if values.get("report_to") and values["report_to"] != defaults["report_to"]:
+        argv += ["--report-to", values["report_to"]]
     for k, v in values.items():
-        if k in ("persona", "base_model", "data"):
+        if k in ("persona", "base_model", "data", "method", "from_run", "pairs", "report_to"):
             continue
         if k == "lora":
             for lk, lv in v.items():
@@ -151,6 +164,7 @@ class View:
     log: str = ""
     run_dir: str | None = None
     command: str = ""
+    tracker: str | None = None  # the command that opens this run in its report_to tracker
 
     def progress_html(self) -> str:
         if not self.job_id:
@@ -159,7 +173,9 @@ class View:
         eta = f", ETA {int(self.eta_s // 60)}m{int(self.eta_s % 60):02d}s" if self.eta_s and self.state == "running" else ""
         return (f"<div><b>{self.state}</b>: step {self.step}/{self.max_steps or '?'} ({frac:.0%}){eta}"
                 f"<br><progress value='{self.step}' max='{max(1, self.max_steps)}' style='width:100%'></progress>"
-                f"<br><small>{self.message}</small></div>")
+                f"<br><small>{self.message}</small>"
+                + (f"<br><small>Tracker: <code>{html.escape(self.tracker)}</code></small>" if self.tracker else "")
+                + "</div>")
 
 
 def attach(jobs, job_id: str | None = None) -> View:
@@ -177,6 +193,7 @@ def attach(jobs, job_id: str | None = None) -> View:
             st = {}
         view.step, view.max_steps, view.eta_s = st.get("step") or 0, st.get("max_steps") or 0, st.get("eta_s")
         view.metrics = read_metrics(job.run_dir)
+        view.tracker = tracker_command(job.run_dir)
         run_state = st.get("state")
         if run_state in ("finished", "stopped", "failed"):
             view.state = run_state
@@ -191,6 +208,20 @@ def attach(jobs, job_id: str | None = None) -> View:
     if job.state == "running" and not view.message:
         view.message = f"running as job {job.id} (pid {job.pid}); training continues if this page is closed"
     return view
+
+
+def tracker_command(run_dir: str | Path) -> str | None:
+    """How to open a run in the tracker its config.yaml names (report_to), e.g. `tensorboard --logdir runs`."""
+    import yaml
+
+    from .tracking import view_command
+
+    try:
+        meta = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    train = meta.get("train") or {}
+    return view_command(train.get("report_to", "none"), run_dir, Path(str(meta.get("persona") or "taskmaster")).name)
 
 
 def runs_table(settings: Settings) -> list[dict]:

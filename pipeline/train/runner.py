@@ -34,6 +34,7 @@ from ..errors import UserError
 from ..jsonl import append_jsonl, atomic_write_text, read_jsonl, write_json
 from ..jobs import pid_alive
 from ..settings import Settings
+from .checkpoints import checkpoint_step, intact_checkpoint
 from .config import ConfigError, Hardware, Resolved, TrainConfig, load_config, parse_config, resolve
 from .data import default_data_path, load_training_records, tokenize_records
 
@@ -135,6 +136,7 @@ class Prepared:
     model_path: str
     plan: object
     problems: list[str] = field(default_factory=list)
+    settings: Settings | None = None
 
 
 def persona_folder(name: str, settings: Settings) -> Path:
@@ -157,6 +159,8 @@ def prepare(config: TrainConfig | dict, settings: Settings, hw: Hardware | None 
         problems += exc.problems
         cfg = None
     values = config.to_dict() if isinstance(config, TrainConfig) else dict(config or {})
+    if cfg is not None and cfg.method != "sft":
+        problems += _continue_from_parent(cfg)
     persona_name = (cfg.persona if cfg else values.get("persona")) or settings.persona
     base = (cfg.base_model if cfg else values.get("base_model")) or "smollm2-135m"
     pdir = persona_folder(str(persona_name), settings)
@@ -196,7 +200,28 @@ def prepare(config: TrainConfig | dict, settings: Settings, hw: Hardware | None 
     if problems:
         raise ConfigError(problems)
     return Prepared(cfg, resolve(cfg, hw), hw, pdir, system_prompt, max_mb, max_loss, data_path, records,
-                    model_path, plan)
+                    model_path, plan, settings=settings)
+
+
+def _continue_from_parent(cfg: TrainConfig) -> list[str]:
+    """A preference round continues its SFT parent: same base model, the parent's LoRA shape
+    (recorded in this run's config.yaml, so plan, evaluation and package read the right one)."""
+    from .config import LoraSettings
+
+    parent = Path(cfg.from_run)
+    if not (parent / ADAPTER / "adapter_config.json").is_file():
+        return [f"from_run: {parent} has no {ADAPTER}/adapter_config.json; pass a finished SFT run folder (runs/<id>)"]
+    try:
+        meta = yaml.safe_load((parent / CONFIG).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        return [f"from_run: {parent / CONFIG} unreadable ({exc}); pass a run folder made by `pipeline train`"]
+    lora = meta.get("lora") or {}
+    try:
+        cfg.base_model = meta.get("base_model") or cfg.base_model
+        cfg.lora = LoraSettings(**{k: v for k, v in lora.items() if k in LoraSettings.model_fields})
+    except Exception as exc:
+        return [f"from_run: {parent / CONFIG}: {exc}"]
+    return []
 
 
 # ---- progress callback -------------------------------------------------------------------------
@@ -207,8 +232,11 @@ def _callback_class():
     class RunFolderCallback(TrainerCallback):
         """metrics.jsonl + status.json as the Trainer logs; turns a stop request into save-and-stop."""
 
-        def __init__(self, run_dir: Path, stop_event: threading.Event, echo: bool, writes: bool = True):
+        def __init__(self, run_dir: Path, stop_event: threading.Event, echo: bool, token_offset: int = 0,
+                     writes: bool = True):
             self.run_dir, self.stop_event, self.echo, self.writes = run_dir, stop_event, echo, writes
+            # tokens trained before the checkpoint this process resumed from (TRL counts from 0 again)
+            self.token_offset = token_offset
             self.t0 = time.time()
             self.start_step = None
             self.last = None  # (time, tokens)
@@ -234,7 +262,7 @@ def _callback_class():
             if "loss" not in logs or not self.writes:
                 return
             now = time.time()
-            tokens = int(logs.get("num_tokens", 0))
+            tokens = int(logs.get("num_tokens", 0)) + self.token_offset
             done = max(1, state.global_step - (self.start_step or 0))
             elapsed = now - self.t0
             eta = elapsed / done * max(0, state.max_steps - state.global_step)
@@ -313,6 +341,8 @@ def config_record(p: Prepared) -> dict:
     """config.yaml: the top-level keys other stages read, then everything else."""
     return {
         "base_model": p.cfg.base_model,
+        "method": p.cfg.method,
+        "from_run": p.cfg.from_run,
         "persona": str(p.persona_dir),
         "system_prompt": p.system_prompt,
         "data": str(p.data_path),
@@ -370,12 +400,16 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
             raise UserError(f"{out}: this run is still running (pid {st.get('pid')}); stop it before resuming")
         if st["state"] == "finished":
             raise UserError(f"{out}: this run already finished; start a new run with another --out")
-        config = load_config(out / CONFIG)
+        config = load_config(out / CONFIG, run=True)
     elif (out / CONFIG).is_file() and is_main_process():
         raise UserError(f"{out} already holds a run; resume it with `python -m pipeline train --resume {out}` "
                         f"or choose a new --out (nothing was overwritten)")
     p = prepare(config, settings)
-    ckpt = last_checkpoint(out) if resume else None
+    ckpt, skipped = intact_checkpoint(out) if resume else (None, [])
+    if resume and ckpt is None and skipped:
+        raise UserError(f"{out}: no intact checkpoint to resume from (" +
+                        "; ".join(f"{name}: {why}" for name, why in skipped) +
+                        f"); start a new run with another --out")
     out.mkdir(parents=True, exist_ok=True)
     main = is_main_process()
     if not main:  # another rank of `accelerate launch`: rank 0 alone writes the run folder
@@ -386,17 +420,28 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
         atomic_write_text(out / CONFIG, yaml.safe_dump(config_record(p), sort_keys=False, allow_unicode=True))
         write_status(out, "queued", pid=os.getpid(), backend=p.res.backend)
     if main:
-        write_status(out, "running", pid=os.getpid(), backend=p.res.backend, resumed_from=str(ckpt) if ckpt else None)
+        write_status(out, "running", pid=os.getpid(), backend=p.res.backend, resumed_from=str(ckpt) if ckpt else None,
+                     skipped_checkpoints=[f"{name}: {why}" for name, why in skipped])
+    for name, why in skipped:  # said even when quiet: which work is redone, and why
+        print(f"skipping {name}: {why}; resuming from {ckpt.name} (the broken one is kept as "
+              f"{CHECKPOINTS}/broken-{name})", file=sys.stderr, flush=True)
+        if main:
+            _set_aside(out / CHECKPOINTS / name)
     if echo:
         print(f"run {out}: {p.res.backend} backend on {p.hw.device_name}, {p.res.precision}, {len(p.records)} "
               f"approved conversations from {p.data_path}" + (f", resuming from {ckpt.name}" if ckpt else ""), flush=True)
         print("  " + p.res.backend_note, flush=True)
         for line in p.plan.summary_lines():
             print("  " + line, flush=True)
+        from .tracking import view_command
+
+        view = view_command(p.cfg.report_to, out, p.persona_dir.name)
+        if view:
+            print(f"  logged to {p.cfg.report_to}: {view}", flush=True)
     t0 = time.time()
     try:
         with _StopSignals(stop_event):
-            summary = _train(p, out, ckpt, stop_event, echo, t0)
+            summary = _train(p, out, ckpt, stop_event, echo, t0, skipped)
     except BaseException as exc:
         msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, UserError) else str(exc)
         if not main:
@@ -409,7 +454,10 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
     return summary
 
 
-def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Event, echo: bool, t0: float) -> dict:
+def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Event, echo: bool, t0: float,
+           skipped: list[tuple[str, str]] = ()) -> dict:
+    if p.cfg.method != "sft":
+        return _train_preference(p, out, ckpt, stop_event, echo, t0, skipped)
     backend = _backend(p.res.backend)(p.cfg, p.res)
     model, tokenizer = backend.load(p.model_path)
     main = is_main_process()
@@ -430,16 +478,98 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
                              "assistant_tokens": data.label_tokens, "truncated": data.n_truncated,
                              "dropped": data.n_dropped}
         atomic_write_text(out / CONFIG, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
-    cb = _callback_class()(out, stop_event, echo, writes=main)
+    token_offset = _rewind_metrics(out, ckpt) if ckpt is not None and main else 0
+    cb = _callback_class()(out, stop_event, echo, token_offset, writes=main)
     from .backend_trl import build_trainer
 
     trainer = build_trainer(model, tokenizer, data.rows, p.cfg, p.res, out, [cb])
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    return _finish(p, out, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb,
+                   {"tokens_per_epoch": data.total_tokens, "assistant_tokens_per_epoch": data.label_tokens,
+                    "n_examples": len(data.rows), "data_sha256": data.data_sha256}, skipped)
+
+
+def _train_preference(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Event, echo: bool,
+                      t0: float, skipped: list[tuple[str, str]] = ()) -> dict:
+    """DPO / KTO from the parent SFT adapter. The pairs are built once into out/pairs.jsonl (self-play on
+    the curated data + the given files) and read back on resume, so a resumed run trains on the same rows."""
+    import gc
+
+    from . import preference as pref
+
+    pairs_path = out / pref.PAIRS_FILE
+    if pairs_path.is_file():
+        rows = pref.read_pairs([pairs_path])
+    else:
+        rows = pref.read_pairs(p.cfg.pairs) if p.cfg.pairs else []
+        if p.cfg.self_play:
+            rows += _self_play(p, echo)
+        pref.write_pairs(pairs_path, rows)
+    rows, unusable = pref.rows_for(p.cfg.method, rows)
+    if not rows:
+        raise UserError(f"no {p.cfg.method} rows to train on ({unusable} KTO rows cannot make DPO pairs): "
+                        f"pass --pairs from `python -m pipeline arena export --format {p.cfg.method}` or raise self_play")
+    sha = pref.pairs_sha256(rows)
+    meta = yaml.safe_load((out / CONFIG).read_text()) or {}
+    if ckpt is None:
+        meta["data_sha256"] = sha
+        meta["data_rows"] = {"pairs": len(rows), "unusable": unusable,
+                             "sources": {s: sum(1 for r in rows if r.get("source") == s)
+                                         for s in sorted({r.get("source") or "?" for r in rows})}}
+        atomic_write_text(out / CONFIG, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
+    elif meta.get("data_sha256") and meta["data_sha256"] != sha:
+        raise UserError(f"{out / pref.PAIRS_FILE} changed since the run started; resume needs the same pairs")
+    if echo:
+        print(f"{p.cfg.method}: {len(rows)} rows from {pairs_path} (parent adapter {p.cfg.from_run})", flush=True)
+    gc.collect()
+    if stop_event.is_set():
+        write_status(out, "stopped", pid=None, step=0)
+        return {"stopped": True, "steps": 0}
+    model, tokenizer = pref.load_policy(p.model_path, Path(p.cfg.from_run) / ADAPTER, p.res)
+    cb = _callback_class()(out, stop_event, echo, _rewind_metrics(out, ckpt) if ckpt is not None else 0)
+    trainer = pref.build_preference_trainer(model, tokenizer, rows, p.cfg, p.res, out, [cb], p.system_prompt)
+    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    return _finish(p, out, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb,
+                   {"n_examples": len(rows), "data_sha256": sha, "method": p.cfg.method,
+                    "parent_run": str(p.cfg.from_run)}, skipped, adapters=["default"])
+
+
+def _self_play(p: Prepared, echo: bool) -> list[dict]:
+    """Self-play pairs from the first `self_play` curated conversations, with the parent adapter, in its
+    own short-lived engine (freed before training loads the policy: one model in memory at a time)."""
+    import random
+
+    from ..inference import ChatEngine
+    from ..judges import get_judge
+    from ..spec import load_persona
+    from . import preference as pref
+
+    settings = p.settings or Settings()
+    records = list(p.records)
+    random.Random(p.cfg.seed).shuffle(records)  # a spread over categories, the same for the same seed
+    records = records[:p.cfg.self_play]
+    persona = load_persona(p.persona_dir)
+    engine = ChatEngine(p.model_path, settings)
+    engine.attach_adapter("parent", Path(p.cfg.from_run) / ADAPTER)
+    judge = get_judge("rubric", persona, settings)
+    if echo:
+        print(f"self-play: {len(records)} curated conversations x {p.cfg.self_play_samples} replies of the parent "
+              f"adapter, judged by {judge.name}", flush=True)
+    rows = pref.self_play_pairs(records, engine=engine, adapter="parent", judge=judge, system_prompt=p.system_prompt,
+                                samples=p.cfg.self_play_samples, seed=p.cfg.seed,
+                                echo=(lambda m: print(m, flush=True)) if echo else None)
+    del engine
+    return rows
+
+
+def _finish(p: Prepared, out: Path, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb, data: dict,
+            skipped=(), adapters: list[str] | None = None) -> dict:
     stopped = stop_event.is_set() and trainer.state.global_step < trainer.state.max_steps
-    if not main:  # DDP kept every rank's weights equal: rank 0 saves the one adapter
+    if not is_main_process():  # DDP kept every rank's weights equal: rank 0 saves the one adapter
         print(f"rank {os.environ.get('RANK')}: trained {trainer.state.global_step} steps", flush=True)
-        return {"state": "stopped" if stopped else "finished", "steps": trainer.state.global_step, "rank": int(os.environ["RANK"])}
-    adapter_bytes = save_adapter(model, tokenizer, out / ADAPTER, p.res.adapter_dtype)
+        return {"state": "stopped" if stopped else "finished", "steps": trainer.state.global_step,
+                "rank": int(os.environ["RANK"])}
+    adapter_bytes = save_adapter(model, tokenizer, out / ADAPTER, p.res.adapter_dtype, adapters)
     metrics = read_metrics(out)
     losses = [m["loss"] for m in metrics]
     summary = {
@@ -455,10 +585,7 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
         "max_steps": trainer.state.max_steps,
         "epochs": round(trainer.state.epoch or 0.0, 3),
         "train_tokens": cb.tokens or (metrics[-1]["tokens"] if metrics else 0),
-        "tokens_per_epoch": data.total_tokens,
-        "assistant_tokens_per_epoch": data.label_tokens,
-        "n_examples": len(data.rows),
-        "data_sha256": data.data_sha256,
+        **data,
         "adapter_size_bytes": adapter_bytes,
         "adapter_dtype": p.res.adapter_dtype,
         "planned_adapter_bytes": p.plan.adapter_bytes if p.plan else None,
@@ -467,6 +594,7 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
         "device": p.hw.device_name,
         "world_size": trainer.args.world_size,
         "resumed_from": str(ckpt) if ckpt else None,
+        "skipped_checkpoints": [f"{name}: {why}" for name, why in skipped],
     }
     write_json(out / SUMMARY, summary)
     write_status(out, summary["state"], pid=None, step=trainer.state.global_step, max_steps=trainer.state.max_steps)
@@ -474,6 +602,26 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
         print(f"{summary['state']}: {summary['steps']}/{summary['max_steps']} steps, loss {summary['first_loss']} -> "
               f"{summary['final_loss']}, adapter {adapter_bytes:,} bytes in {out / ADAPTER}", flush=True)
     return summary
+
+
+def _set_aside(ckpt: Path) -> None:
+    """Rename a broken checkpoint out of the Trainer's way (it would save over it, or rotate it
+    as if it were good); nothing is deleted."""
+    target = ckpt.with_name(f"broken-{ckpt.name}")
+    if target.exists():
+        target = ckpt.with_name(f"broken-{ckpt.name}-{int(time.time())}")
+    ckpt.rename(target)
+
+
+def _rewind_metrics(out: Path, ckpt: Path) -> int:
+    """Drop metrics.jsonl rows past the checkpoint (steps the resumed run will train again, e.g.
+    after a kill -9 between two saves); return the token count at the checkpoint."""
+    step = checkpoint_step(ckpt)
+    rows = read_metrics(out)
+    kept = [m for m in rows if m.get("step", 0) <= step]
+    if len(kept) != len(rows):
+        atomic_write_text(out / METRICS, "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in kept))
+    return int(kept[-1].get("tokens") or 0) if kept else 0
 
 
 def _segments(metrics: list[dict]) -> list[float]:
@@ -488,8 +636,9 @@ def _segments(metrics: list[dict]) -> list[float]:
     return segs
 
 
-def save_adapter(model, tokenizer, folder: Path, dtype: str) -> int:
-    """PEFT files + tokenizer files, LoRA weights cast to `dtype`; written beside and renamed into place."""
+def save_adapter(model, tokenizer, folder: Path, dtype: str, adapters: list[str] | None = None) -> int:
+    """PEFT files + tokenizer files, LoRA weights cast to `dtype`; written beside and renamed into place.
+    `adapters`: only these (a preference run also holds TRL's frozen "ref" copy of its parent)."""
     import shutil
 
     import torch
@@ -500,7 +649,8 @@ def save_adapter(model, tokenizer, folder: Path, dtype: str) -> int:
             prm.data = prm.data.to(td)
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), save_embedding_layers=False)
+    kw = {"selected_adapters": adapters} if adapters else {}
+    model.save_pretrained(str(tmp), save_embedding_layers=False, **kw)
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)

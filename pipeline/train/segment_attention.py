@@ -2,7 +2,7 @@
 
 A packed row of 8 conversations is ~2,000 tokens long. Handing it to SDPA with a block mask
 makes the kernel visit all 2,000 x 2,000 query/key pairs, 8x the pairs that are allowed; on
-this project's 2-core CPU that was a third of a training step (profiled in docs/notes/5.md).
+this project's 2-core CPU that was a third of a training step (profiled in docs/benchmarks.md).
 Here each segment attends only to what it may see:
 
     prefix              -> itself, causally

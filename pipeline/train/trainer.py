@@ -3,7 +3,7 @@
 With assistant-only labels, ~30% of a conversation's positions carry a target. TRL 1.x
 computes the loss through its fused LM head (a chunked log-softmax over the whole 49k
 vocabulary at every position, in float32); on this project's 2-core CPU that was ~45% of a
-training step (profiled in docs/notes/5.md). Here the model is asked for logits only at the
+training step (profiled in docs/benchmarks.md). Here the model is asked for logits only at the
 positions whose next token is a target (transformers' `logits_to_keep`, given as positions), and the
 cross-entropy runs over those rows alone. The normalisation is TRL's own (sum over target
 tokens / `num_items_in_batch`, the target count of the whole accumulated step), so the loss
