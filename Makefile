@@ -81,6 +81,8 @@ gpu-lock: install
 	grep -v '^-c ' requirements-gpu.txt > .gpu-lock.txt
 	$(PY) -m pip install --dry-run --ignore-installed --quiet --report .gpu-lock.json -r .gpu-lock.txt
 	$(PY) -c "import json; rows = sorted((i['metadata']['name'].lower().replace('_', '-'), i['metadata']['version'].split('+')[0]) for i in json.load(open('.gpu-lock.json'))['install']); open('constraints-gpu.txt', 'w').write('# Lock for requirements-gpu.txt, written by make gpu-lock (pip install --dry-run --report).\n' + ''.join(f'{n}=={v}\n' for n, v in rows))"
+	# the CPU torch wheel pins no triton; PyPI's Linux torch 2.13.0 (what a GPU machine installs) pins 3.7.1
+	sed -i 's/^triton==.*/triton==3.7.1/' constraints-gpu.txt
 	rm -f .gpu-lock.json .gpu-lock.txt
 
 # The GPU acceptance check (~10 min on one CUDA GPU, no network): one JSON report.
