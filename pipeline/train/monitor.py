@@ -25,10 +25,33 @@ FORM_FIELDS = ["preset", "base_model", "persona", "data", "r", "alpha", "dropout
                "layers", "method", "from_run", "pairs", "report_to"]
 
 
+def default_data(settings: Settings, persona: str | None = None) -> str:
+    """The Data field's default: the Data tab's newest exported version (what the reviewer
+    approved), or empty, which trains on the persona's shipped train.jsonl (data_note says so)."""
+    from .data import latest_export
+
+    found = latest_export(settings, persona or settings.persona)
+    return str(found) if found else ""
+
+
+def data_note(data: str | None, settings: Settings, persona: str | None = None) -> str:
+    """One plain line under the form: which dataset Start will train on."""
+    from .data import dataset_record, default_data_path
+    from .runner import persona_folder
+
+    path = Path(data) if data else default_data_path(persona_folder(persona or settings.persona, settings))
+    rec = dataset_record(path)
+    if rec["version"] == "shipped":
+        return (f"**Data:** the shipped set (`{rec['path']}`): no exported version from the Data tab"
+                + (" is chosen." if default_data(settings, persona) else " yet."))
+    return f"**Data:** `{rec['version']}` (`{rec['path']}`, sha256 {str(rec['sha256'])[:12]})."
+
+
 def form_defaults(preset: str, settings: Settings) -> dict:
     cfg = TrainConfig.model_validate(_deep_merge({"base_model": settings.base_model, "persona": settings.persona},
                                                  preset_overrides(preset)))
-    return {"preset": preset, "base_model": cfg.base_model, "persona": cfg.persona, "data": cfg.data or "",
+    return {"preset": preset, "base_model": cfg.base_model, "persona": cfg.persona,
+            "data": cfg.data or default_data(settings, cfg.persona),
             "r": cfg.lora.r, "alpha": cfg.lora.alpha, "dropout": cfg.lora.dropout,
             "target_modules": list(cfg.lora.target_modules), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
             "grad_accum": cfg.grad_accum, "learning_rate": cfg.learning_rate, "max_length": cfg.max_length,
@@ -122,7 +145,8 @@ def plan_report(form: dict, settings: Settings) -> str:
                  batch_size=cfg.batch_size, max_length=cfg.max_length, layers=cfg.lora.layers)
     except Exception as exc:
         return f"**Plan unavailable:** {exc}"
-    lines = ["**Plan** (from the model's config, before any weight is loaded)", "", "```", *p.summary_lines(), "```"]
+    lines = [data_note(cfg.data, settings, cfg.persona), "",
+             "**Plan** (from the model's config, before any weight is loaded)", "", "```", *p.summary_lines(), "```"]
     if problems:
         lines += ["", *[f"- {x}" for x in problems]]
     return "\n".join(lines)
@@ -143,6 +167,70 @@ def start(jobs, settings: Settings, form: dict):
     # On a GPU the job launcher frees the studio's engine and refuses a plan that does not fit.
     gpu_gb = p.plan.memory.total_gb if p.hw.cuda and p.plan is not None else None
     return jobs.start(KIND, argv, run_dir=str(out), label=f"train {out.name}", gpu_gb=gpu_gb)
+
+
+def resume(jobs, run_dir: str | None):
+    """Resume a stopped or lost run from its last checkpoint, as a job the studio follows."""
+    from .runner import run_status
+
+    if not run_dir:
+        raise UserError("no run to resume: start one first")
+    st = run_status(run_dir)
+    if not st.get("resumable"):
+        raise UserError(f"{Path(run_dir).name} is {st['state']} and cannot be resumed"
+                        + ("" if st.get("last_checkpoint") else " (it has no checkpoint yet)"))
+    return jobs.start(KIND, ["train", "--resume", str(run_dir)], run_dir=str(run_dir),
+                      label=f"resume {Path(run_dir).name}")
+
+
+def form_from_argv(argv: list[str], settings: Settings) -> dict:
+    """The form that `command_argv` turned into `argv` (its inverse): preset defaults + what differs."""
+    def opt(flag):
+        return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
+
+    form = form_defaults(opt("--preset") or "seed", settings)
+    form.update({k: v for k, v in {"persona": opt("--persona"), "base_model": opt("--base"),
+                                   "data": opt("--data") or "", "method": opt("--method"),
+                                   "from_run": opt("--from-run"), "report_to": opt("--report-to")}.items()
+                 if v is not None})
+    pairs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--pairs"]
+    if pairs:
+        form["pairs"] = ", ".join(pairs)
+    for i, a in enumerate(argv[:-1]):
+        if a == "--set":
+            key, _, raw = argv[i + 1].partition("=")
+            key = key.removeprefix("lora.")
+            if key in form:
+                form[key] = json.loads(raw)
+    return form
+
+
+def page_form(jobs, settings: Settings) -> dict | None:
+    """The form a reloaded page shows while a training job runs: that run's own settings (from the
+    job's command, or for a resumed run from its config.yaml), not the preset's defaults."""
+    import yaml
+
+    job = jobs.latest(KIND)
+    if job is None or job.state != "running":
+        return None
+    argv = list(job.argv)
+    if "--resume" not in argv:
+        return form_from_argv(argv, settings)
+    cfg_path = Path(job.run_dir or "") / "config.yaml"
+    if not cfg_path.is_file():
+        return None
+    meta = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
+    t = meta.get("train") or {}
+    lora = t.get("lora") or {}
+    form = form_defaults(t.get("preset") or "seed", settings)
+    form.update({k: v for k, v in {
+        "base_model": t.get("base_model"), "persona": t.get("persona"), "data": t.get("data") or meta.get("data"),
+        "r": lora.get("r"), "alpha": lora.get("alpha"), "dropout": lora.get("dropout"),
+        "target_modules": lora.get("target_modules"), "epochs": t.get("epochs"), "batch_size": t.get("batch_size"),
+        "grad_accum": t.get("grad_accum"), "learning_rate": t.get("learning_rate"), "max_length": t.get("max_length"),
+        "warmup_steps": t.get("warmup_steps"), "max_steps": t.get("max_steps"), "batching": t.get("batching"),
+        "layers": lora.get("layers")}.items() if v is not None})
+    return form
 
 
 def stop(jobs, job_id: str | None):
@@ -166,6 +254,7 @@ class View:
     log: str = ""
     run_dir: str | None = None
     command: str = ""
+    resumable: bool = False  # stopped or lost with a checkpoint: the tab enables Resume
     tracker: str | None = None  # the command that opens this run in its report_to tracker
 
     def progress_html(self) -> str:
@@ -185,6 +274,9 @@ def attach(jobs, job_id: str | None = None) -> View:
     from .runner import read_metrics, run_status
 
     job = jobs.get(job_id) if job_id else jobs.latest(KIND)
+    latest = jobs.latest(KIND)
+    if latest is not None and latest.state == "running" and (job is None or job.state != "running"):
+        job = latest  # a run resumed or started elsewhere (another browser, a Resume click): follow it
     if job is None:
         return View(None, "idle", "No training run yet: pick a preset, check the plan, press Start.")
     view = View(job.id, job.state, "", run_dir=job.run_dir, log=job.log_tail(15), command=job.command)
@@ -197,12 +289,21 @@ def attach(jobs, job_id: str | None = None) -> View:
         view.metrics = read_metrics(job.run_dir)
         view.tracker = tracker_command(job.run_dir)
         run_state = st.get("state")
-        if run_state in ("finished", "stopped", "failed"):
+        if run_state in ("finished", "stopped", "failed", "lost"):
             view.state = run_state
+        if run_state == "running" and job.state != "running":
+            # Resumed outside this job (e.g. `python -m pipeline train --resume` in a terminal): the
+            # run folder is the truth; its process logs to its own terminal, so show its steps.
+            view.state = "running"
+            view.message = (f"running (resumed outside the studio, pid {st.get('pid')}); the log below is the "
+                            f"run's metrics, the process prints to its own terminal")
+            view.log = "\n".join(f"step {m['step']}: loss {float(m['loss']):.4f}" for m in view.metrics[-15:])
         if st.get("error"):
             view.message = f"error: {st['error']}"
-        elif run_state == "stopped" and st.get("resumable"):
-            view.message = f"stopped; adapter so far in {job.run_dir}/adapter; resume: python -m pipeline train --resume {job.run_dir}"
+        elif run_state in ("stopped", "lost") and st.get("resumable"):
+            view.resumable = True
+            view.message = (f"{run_state}; adapter so far in {job.run_dir}/adapter. Press Resume, or run "
+                            f"python -m pipeline train --resume {job.run_dir}")
         elif run_state == "finished":
             view.message = f"finished; adapter in {job.run_dir}/adapter"
     if job.state == "failed" and not view.message:

@@ -36,7 +36,7 @@ from ..jobs import pid_alive
 from ..settings import Settings
 from .checkpoints import checkpoint_step, intact_checkpoint
 from .config import ConfigError, Hardware, Resolved, TrainConfig, load_config, parse_config, resolve
-from .data import default_data_path, load_training_records, tokenize_records
+from .data import dataset_record, default_data_path, load_training_records, tokenize_records
 
 CONFIG = "config.yaml"
 STATUS = "status.json"
@@ -112,7 +112,10 @@ def list_runs(runs_dir: Path) -> list[dict]:
             continue
         summ = _read(d / SUMMARY) or {}
         meta = yaml.safe_load((d / CONFIG).read_text()) or {}
+        ds = meta.get("dataset") or {}
         out.append({"run": d.name, "state": st["state"], "base_model": meta.get("base_model"),
+                    "dataset": (f"{ds.get('version')} · {ds.get('count')} conv. · {str(ds.get('sha256'))[:8]}"
+                                if ds else None),
                     "r": (meta.get("lora") or {}).get("r"), "step": st.get("step"), "max_steps": st.get("max_steps"),
                     "first_loss": summ.get("first_loss"), "final_loss": summ.get("final_loss"),
                     "adapter_mb": round(summ["adapter_size_bytes"] / 1e6, 2) if summ.get("adapter_size_bytes") else None,
@@ -346,6 +349,7 @@ def config_record(p: Prepared) -> dict:
         "persona": str(p.persona_dir),
         "system_prompt": p.system_prompt,
         "data": str(p.data_path),
+        "dataset": dataset_record(p.data_path, len(p.records)),
         "lora": {"r": p.cfg.lora.r, "alpha": p.cfg.lora.alpha, "dropout": p.cfg.lora.dropout,
                  "target_modules": list(p.cfg.lora.target_modules), "layers": p.cfg.lora.layers},
         "train": p.cfg.to_dict(),
