@@ -29,12 +29,31 @@ class StudioContext:
 
     def __post_init__(self):
         if self.jobs is None:
-            self.jobs = JobManager(self.settings.state_dir / "jobs")
+            self.jobs = JobManager(self.settings.state_dir / "jobs", release_gpu=self.release_engines)
         if self.access is None:
             self.access = AccessControl(self.settings)
 
     def persona(self, name: str | None = None) -> Persona:
         return load_persona(self.settings.persona_dir(name))
+
+    def release_engines(self) -> list[str]:
+        """Drop the resident chat engines before a GPU job starts (the job owns the GPU; the next
+        reply loads the engine again). Returns what was freed, for the job launcher's message."""
+        with self._lock:
+            freed = [f"the studio's chat engine ({base})" for base in self._engines]
+            self._engines.clear()
+        if freed:
+            import gc
+
+            gc.collect()
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except Exception:  # torch missing: nothing was on a GPU
+                pass
+        return freed
 
     def engine(self, base: str | None = None):
         """The shared ChatEngine for `base` (default: the studio's base model), loaded once."""

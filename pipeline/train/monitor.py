@@ -161,10 +161,12 @@ def start(jobs, settings: Settings, form: dict):
     from .runner import prepare
 
     preset, values = form_values(form)
-    prepare(values, settings)  # raises ConfigError listing every problem, before any process starts
+    p = prepare(values, settings)  # raises ConfigError listing every problem, before any process starts
     out = new_run_dir(settings, preset)
     argv = command_argv(form, str(out))
-    return jobs.start(KIND, argv, run_dir=str(out), label=f"train {out.name}")
+    # On a GPU the job launcher frees the studio's engine and refuses a plan that does not fit.
+    gpu_gb = p.plan.memory.total_gb if p.hw.cuda and p.plan is not None else None
+    return jobs.start(KIND, argv, run_dir=str(out), label=f"train {out.name}", gpu_gb=gpu_gb)
 
 
 def resume(jobs, run_dir: str | None):
