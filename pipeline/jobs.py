@@ -24,9 +24,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import UserError
 from .jsonl import write_json
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 @dataclass
@@ -107,8 +111,11 @@ def _block_sigterm() -> None:
 
 
 class JobManager:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, settings: "Settings | None" = None):
+        """`settings`: what every job started here sees as its environment (`Settings.job_env()`),
+        so a training, evaluation or data job works on the studio's folders and endpoints."""
         self.root = Path(root)
+        self.settings = settings
         self._procs: dict[str, subprocess.Popen] = {}  # reaped on poll; files stay the truth
 
     def start(self, kind: str, argv: list[str], *, run_dir: str | None = None, label: str = "",
@@ -125,7 +132,9 @@ class JobManager:
         d = self.root / job_id
         d.mkdir(parents=True)
         log = (d / "output.log").open("ab")
-        child_env = dict(os.environ if env is None else env)
+        if env is None:
+            env = self.settings.job_env() if self.settings is not None else dict(os.environ)
+        child_env = dict(env)
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.job_runner", str(d), "--",

@@ -29,7 +29,7 @@ class StudioContext:
 
     def __post_init__(self):
         if self.jobs is None:
-            self.jobs = JobManager(self.settings.state_dir / "jobs")
+            self.jobs = JobManager(self.settings.state_dir / "jobs", self.settings)
         if self.access is None:
             self.access = AccessControl(self.settings)
 

@@ -54,3 +54,26 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.browser)
+
+
+def write_results(run_dir: Path, *, gates: list[dict] | None = None, pairs: list[dict] | None = None,
+                  decision: str = "REQUIRES ITERATION", **fields) -> Path:
+    """A schema-valid EVALUATION_RESULTS.json in `run_dir` (a finished run folder with the few
+    fields a test sets), for tests of the readers; the evaluation stage writes the real ones."""
+    import json
+
+    from pipeline.evaluation.results import SCHEMA_VERSION
+    from pipeline.runs import RunFolder
+
+    run = RunFolder(run_dir)
+    run.eval_dir.mkdir(parents=True, exist_ok=True)
+    if not run.status_path.is_file():
+        run.write_status("finished")
+    run.results_path.write_text(json.dumps({
+        "schema_version": SCHEMA_VERSION, "created_at": "2026-12-01T00:00:00Z", "decision": decision,
+        "gates": gates or [], "metrics": {"adapter": {}, "base": {}},
+        "ab": {"wins": 0, "losses": 0, "ties": 0, "n": 0, "win_rate": None, "ci_low": None, "ci_high": None,
+               "pairs": pairs or []},
+        "judge": {"kind": "rubric", "name": "rubric"}, "eval_set": {"path": "eval.yaml", "sha256": "0", "n": 0},
+        "adapter": {"path": "adapter", "sha256": None, "size_bytes": None}, "run_config": {}, **fields}))
+    return run.results_path

@@ -13,6 +13,8 @@ from pipeline.arena import stats
 from pipeline.arena.votes import VoteStore, votes_path
 from pipeline.errors import UserError
 
+from .conftest import write_results
+
 
 def _row(i: int, vote: str = "right", left: str = "base", right: str = "run-a", voter: str = "anon:1",
          category: str | None = None, prompt_id: str | None = None) -> dict:
@@ -127,11 +129,9 @@ def test_bradley_terry_orders_three_models_with_intervals():
 
 
 def test_judge_verdicts_come_from_the_evaluation_results(tmp_path):
-    ev = tmp_path / "run-a" / "eval"
-    ev.mkdir(parents=True)
-    (ev / "EVALUATION_RESULTS.json").write_text(json.dumps({"ab": {"pairs": [
+    write_results(tmp_path / "run-a", pairs=[
         {"id": "ev-1", "winner": "a", "ok": True}, {"id": "ev-2", "winner": "b", "ok": True},
-        {"id": "ev-3", "winner": None, "ok": False}]}}))
+        {"id": "ev-3", "winner": None, "ok": False}])
     assert stats.judge_verdicts(tmp_path) == [
         {"prompt_id": "ev-1", "model_a": "run-a", "model_b": "base", "winner": "run-a"},
         {"prompt_id": "ev-2", "model_a": "run-a", "model_b": "base", "winner": "base"}]

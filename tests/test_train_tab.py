@@ -6,10 +6,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import yaml
 from gradio_client import Client
 
 from pipeline.jobs import JobManager
 from pipeline.jsonl import write_jsonl
+from pipeline.runs import RunFolder
 from pipeline.settings import REPO_ROOT, Settings
 
 
@@ -41,9 +43,14 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         form = ["smoke", str(tiny_model_dir), "taskmaster", str(data), 4, 8, 0.0, ["q_proj", "v_proj"], 1, 2, 1,
                 0.005, 384, 0, 3, "grouped", 0]
         progress, plot, log, command = client.predict(*form, api_name="/train_start")
-        assert "python -m pipeline train --preset smoke" in command and "lora.r=4" in command
         jobs = JobManager(settings.state_dir / "jobs")
         job_id = jobs.latest("train").id
+        # the job gets the form's whole config as a file in its run folder, not a diff in argv
+        run_dir = Path(jobs.get(job_id).run_dir)
+        config_file = RunFolder(run_dir).train_config_path
+        assert f"python -m pipeline train --config {config_file} --out {run_dir}" in command
+        written = yaml.safe_load(config_file.read_text())
+        assert written["lora"]["r"] == 4 and written["max_steps"] == 3 and written["data"] == str(data)
         # one training job per studio: a second Start is refused while the first runs (or leaves it alone)
         client.predict(*form, api_name="/train_start")
         assert len(jobs.list("train")) == 1

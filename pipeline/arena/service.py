@@ -2,14 +2,13 @@
 streaming, votes, results. The studio's Arena tab makes exactly one call into it per event.
 
 Model ids: "base" is the studio's base model (prompted with the persona's system prompt, as
-the adapter is); any other id is a finished training run, `runs/<id>/` with status.json
-state "finished" and an `adapter/` folder. One `ChatEngine` (one copy of the base weights)
+the adapter is); any other id is a finished training run with an adapter
+(`pipeline.runs.finished_with_adapter`). One `ChatEngine` (one copy of the base weights)
 serves both: adapters are attached by run id and chosen per row of the batch.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from ..errors import UserError
 from ..inference import SamplingConfig
 from ..prompting import with_persona_system
+from ..runs import RunFolder, finished_with_adapter, list_runs
 from ..settings import Settings
 from . import stats
 from .battle import ArenaSession, Battle, Limits, new_battle, voter_id
@@ -31,19 +31,11 @@ log = logging.getLogger(__name__)
 BASE_ID = stats.BASE_ID
 
 
-def finished_runs(runs_dir: Path) -> dict[str, Path]:
-    """run id -> adapter folder, for every finished run with an adapter."""
-    out = {}
-    if not runs_dir.is_dir():
-        return out
-    for run in sorted(runs_dir.iterdir()):
-        try:
-            status = json.loads((run / "status.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if status.get("state") == "finished" and (run / "adapter" / "adapter_config.json").is_file():
-            out[run.name] = run / "adapter"
-    return out
+def finished_runs(runs_dir: Path, where: Callable[[RunFolder], bool] | None = None) -> dict[str, Path]:
+    """run id -> adapter folder, for every finished run with an adapter (that passes `where`)."""
+    return {run.id: run.adapter_dir for run in sorted(
+        list_runs(runs_dir, where=lambda r: finished_with_adapter(r) and (where is None or where(r))),
+        key=lambda r: r.id)}
 
 
 def load_eval_prompts(persona_dir: Path) -> list[dict]:

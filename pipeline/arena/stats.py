@@ -190,23 +190,21 @@ def human_judge_agreement(votes: list[dict], judge: list[dict]) -> dict:
 
 
 def judge_verdicts(runs_dir, base: str = BASE_ID) -> list[dict]:
-    """The evaluation stage's pairwise judge verdicts (runs/<id>/eval/EVALUATION_RESULTS.json,
-    `ab.pairs`: "a" is the run's adapter, "b" the base) in the form human_judge_agreement takes."""
-    import json
-    from pathlib import Path
+    """The evaluation stage's pairwise judge verdicts (each run's results `ab.pairs`: "a" is the
+    run's adapter, "b" the base) in the form human_judge_agreement takes."""
+    from ..errors import UserError
+    from ..runs import list_runs
 
     out = []
-    root = Path(runs_dir)
-    for path in sorted(root.glob("*/eval/EVALUATION_RESULTS.json")) if root.is_dir() else []:
-        run = path.parent.parent.name
+    for run in sorted(list_runs(runs_dir, where=lambda r: r.has_results()), key=lambda r: r.id):
         try:
-            pairs = (json.loads(path.read_text()).get("ab") or {}).get("pairs") or []
-        except (OSError, ValueError):
+            pairs = run.results().ab.model_dump().get("pairs") or []
+        except (UserError, ValueError):  # unreadable or another schema: no verdicts from it
             continue
         for p in pairs:
             if p.get("ok", True) and p.get("winner") in ("a", "b", "tie"):
-                winner = {"a": run, "b": base, "tie": "tie"}[p["winner"]]
-                out.append({"prompt_id": p.get("id"), "model_a": run, "model_b": base, "winner": winner})
+                winner = {"a": run.id, "b": base, "tie": "tie"}[p["winner"]]
+                out.append({"prompt_id": p.get("id"), "model_a": run.id, "model_b": base, "winner": winner})
     return out
 
 

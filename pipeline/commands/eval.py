@@ -27,7 +27,7 @@ def register(sub) -> None:
 
 def _eval(args, settings) -> int:
     from ..evaluation.evaluate import EvalConfig, run_eval
-    from ..evaluation.gates import Gate, render_gates
+    from ..evaluation.results import EvaluationResults
 
     cfg = EvalConfig(run_dir=Path(args.run), judge=args.judge, eval_set=Path(args.eval_set) if args.eval_set else None,
                      persona=Path(args.persona) if args.persona else None, base=args.base,
@@ -47,6 +47,5 @@ def _eval(args, settings) -> int:
     print(f"Improvement over base: {imp:+.2f}" if imp is not None else "Improvement over base: n/a")
     ab = r["ab"]
     print(f"A/B: {ab['wins']}W {ab['losses']}L {ab['ties']}T, win rate {ab['win_rate']}, 95% CI [{ab['ci_low']}, {ab['ci_high']}]")
-    gates = [Gate(**g) for g in r["gates"]]
-    print("\n" + render_gates(gates, r["decision"] == "APPROVED FOR DEPLOYMENT"))
+    print("\n" + EvaluationResults.model_validate(r).gate_table())
     return 0

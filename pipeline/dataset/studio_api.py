@@ -27,26 +27,6 @@ from .workspace import DataPaths
 JOB_KIND = "data"
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment for a data job so that it sees the studio's settings (work dir, cache,
-    persona, endpoints). Keys travel in the child's environment only: never in argv or files."""
-    import os
-
-    env = dict(os.environ)
-    env.update({"TASKMASTER_WORK_DIR": str(settings.work_dir), "TASKMASTER_CACHE_DIR": str(settings.cache_dir),
-                "TASKMASTER_ROOT": str(settings.root), "TASKMASTER_PERSONA": settings.persona,
-                "TASKMASTER_BASE_MODEL": settings.base_model,
-                "TASKMASTER_GENERATOR_MODEL": settings.generator.model, "TASKMASTER_JUDGE_MODEL": settings.judge.model})
-    for var, val in (("OPENAI_BASE_URL", settings.generator.base_url), ("OPENAI_API_KEY", settings.generator.api_key),
-                     ("TASKMASTER_JUDGE_BASE_URL", settings.judge.base_url),
-                     ("TASKMASTER_JUDGE_API_KEY", settings.judge.api_key)):
-        if val:
-            env[var] = val
-        else:
-            env.pop(var, None)
-    return env
-
-
 def _opt(argv: list[str], flag: str, value) -> None:
     if value not in (None, "", 0) and value is not False:
         argv += [flag, str(value)]
@@ -118,7 +98,7 @@ def start_job(jobs: JobManager, settings: Settings, action: str, params: dict):
     if action == "filter" and params.get("judge") == "llm" and not settings.judge.configured:
         raise UserError("the LLM judge needs an endpoint (OPENAI_API_KEY or TASKMASTER_JUDGE_API_KEY); "
                         "choose the rubric judge to filter offline")
-    return jobs.start(JOB_KIND, argv, label=f"data {action}", env=settings_env(settings))
+    return jobs.start(JOB_KIND, argv, label=f"data {action}", env=settings.job_env())
 
 
 def job_status(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:

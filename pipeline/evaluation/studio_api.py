@@ -2,32 +2,27 @@
 
 The evaluation itself always runs as a background job (`python -m pipeline eval ...` via
 JobManager): generation on CPU takes minutes and must survive a page refresh. The tab reads
-the results back from runs/<id>/eval/EVALUATION_RESULTS.json.
+the results back through the run folder (`RunFolder.results()`, the typed results model).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
 
 from ..errors import UserError
 from ..jobs import JobManager
 from ..settings import Settings
-from .results import RESULTS_FILE
+from ..runs import RunFolder, list_runs
 
 JOB_KIND = "eval"
 
 
-def list_runs(settings: Settings) -> list[str]:
+def evaluable_runs(settings: Settings) -> list[str]:
     """Run folders that hold an adapter, newest first."""
-    root = settings.runs_dir
-    if not root.is_dir():
-        return []
-    runs = [p for p in root.iterdir() if (p / "adapter" / "adapter_config.json").is_file()]
-    return [str(p) for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+    return [str(r.path) for r in list_runs(settings, where=RunFolder.has_adapter)]
 
 
 def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | None) -> list[str]:
@@ -47,7 +42,7 @@ def start_eval(jobs: JobManager, settings: Settings, run: str, judge: str, limit
     if judge == "llm" and not settings.judge.configured:
         raise UserError("the LLM judge needs an endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for a local server), "
                         "or choose the rubric judge")
-    if not Path(run, "adapter", "adapter_config.json").is_file():
+    if not RunFolder(run).has_adapter():
         raise UserError(f"{run} has no adapter/adapter_config.json; choose a finished training run")
     job = jobs.start(JOB_KIND, argv, run_dir=str(run), label=f"eval {Path(run).name} ({judge})")
     status, log = job_status(jobs, job.id)
@@ -70,44 +65,55 @@ def stop_eval(jobs: JobManager) -> tuple[str, str]:
 
 
 def results_path(run: str) -> Path:
-    return Path(run) / "eval" / RESULTS_FILE
+    return RunFolder(run).results_path
 
 
-def view(run: str | None) -> dict:
-    """Everything the tab shows for a run's latest evaluation (empty frames if none yet)."""
-    empty = {"decision": "No evaluation for this run yet: start one above.", "gates": pd.DataFrame(
-        columns=["gate", "result", "value", "threshold", "detail"]), "traits": pd.DataFrame(columns=["trait", "model", "score", "bar"]),
-        "categories": pd.DataFrame(columns=["category", "n", "base", "adapter", "change", "base violations",
-                                            "adapter violations"]),
-        "worst": pd.DataFrame(columns=["id", "overall", "prompt", "reply", "violations"]), "ab": "", "summary": "",
-        "file": None}
-    if not run:
-        return empty
-    path = results_path(run)
-    if not path.is_file():
-        return empty
-    r = json.loads(path.read_text(encoding="utf-8"))
-    a, b = r["metrics"]["adapter"], r["metrics"]["base"]
-    gates = pd.DataFrame([{"gate": g["name"], "result": "PASS" if g["passed"] else "FAIL",
-                           "value": json.dumps(g["value"]) if isinstance(g["value"], (dict, list)) else g["value"],
-                           "threshold": g["threshold"], "detail": g["detail"]} for g in r["gates"]])
+# Column names of the tab's tables (the tab builds its DataFrames from these rows).
+COLUMNS = {"gates": ["gate", "result", "value", "threshold", "detail"], "traits": ["trait", "model", "score", "bar"],
+           "categories": ["category", "n", "base", "adapter", "change", "base violations", "adapter violations"],
+           "worst": ["id", "overall", "prompt", "reply", "violations"]}
+
+
+@dataclass
+class EvalView:
+    """Everything the tab shows for a run's latest evaluation: markdown and table rows."""
+
+    decision: str = "No evaluation for this run yet: start one above."
+    gates: list[dict] = field(default_factory=list)
+    traits: list[dict] = field(default_factory=list)
+    categories: list[dict] = field(default_factory=list)
+    worst: list[dict] = field(default_factory=list)
+    ab: str = ""
+    summary: str = ""
+    file: str | None = None
+
+
+def view(run: str | None) -> EvalView:
+    """The run's evaluation as rows (an empty view when it has none yet)."""
+    res = RunFolder(run).results() if run else None
+    if res is None:
+        return EvalView()
+    path = RunFolder(run).results_path
+    a, b = res.adapter_metrics, res.base_metrics
+    gates = [{"gate": g.name, "result": "PASS" if g.passed else "FAIL",
+              "value": json.dumps(g.value) if isinstance(g.value, (dict, list)) else g.value,
+              "threshold": g.threshold, "detail": g.detail} for g in res.gates]
     # "bar" gives each (trait, model) its own bar: Gradio's BarPlot stacks bars that share an x
     # value, which would pile base on adapter instead of setting them side by side.
-    traits = pd.DataFrame([{"trait": t, "model": m, "score": src["trait_means"].get(t), "bar": f"{t} · {m}"}
-                           for t in a["trait_means"] for m, src in (("base", b), ("adapter", a))])
-    cats = pd.DataFrame([{"category": c["category"], "n": c["n"], "base": c["base_mean"], "adapter": c["adapter_mean"],
-                          "change": c["delta"], "base violations": c["base_violations"],
-                          "adapter violations": c["adapter_violations"]} for c in r["per_category"]])
-    worst = pd.DataFrame([{"id": w["id"], "overall": w["overall"], "prompt": w["prompt"], "reply": w["reply"],
-                           "violations": "; ".join(f"{v['type']}: \"{v['quote']}\"" for v in (w["violations"] or []))}
-                          for w in r["worst_replies"]])
-    ab = r["ab"]
-    ab_md = (f"**A/B (adapter vs base, both orders):** {ab['wins']} wins, {ab['losses']} losses, {ab['ties']} ties "
-             f"over {ab['n']} pairs; win rate {ab['win_rate']:.0%} (95% Wilson {ab['ci_low']:.0%}-{ab['ci_high']:.0%}); "
-             f"{ab.get('inconsistent', 0)} order-dependent verdicts counted as ties." if ab.get("n") else
+    traits = [{"trait": t, "model": m, "score": src["trait_means"].get(t), "bar": f"{t} · {m}"}
+              for t in a["trait_means"] for m, src in (("base", b), ("adapter", a))]
+    cats = [{"category": c["category"], "n": c["n"], "base": c["base_mean"], "adapter": c["adapter_mean"],
+             "change": c["delta"], "base violations": c["base_violations"],
+             "adapter violations": c["adapter_violations"]} for c in res.per_category]
+    worst = [{"id": w["id"], "overall": w["overall"], "prompt": w["prompt"], "reply": w["reply"],
+              "violations": "; ".join(f"{v['type']}: \"{v['quote']}\"" for v in (w["violations"] or []))}
+             for w in res.worst_replies]
+    ab = res.ab
+    ab_md = (f"**A/B (adapter vs base, both orders):** {ab.wins} wins, {ab.losses} losses, {ab.ties} ties "
+             f"over {ab.n} pairs; win rate {ab.win_rate:.0%} (95% Wilson {ab.ci_low:.0%}-{ab.ci_high:.0%}); "
+             f"{getattr(ab, 'inconsistent', 0)} order-dependent verdicts counted as ties." if ab.n else
              "**A/B:** no pairs judged.")
-    head = (f"## {r['decision']}\n\nOverall {a['overall_mean']} vs base {b['overall_mean']} "
-            f"(judge `{r['judge']['name']}`, {r['eval_set']['n']} prompts, {r['created_at']})")
+    head = (f"## {res.decision}\n\nOverall {a['overall_mean']} vs base {b['overall_mean']} "
+            f"(judge `{res.judge.name}`, {res.eval_set.n} prompts, {res.created_at})")
     summary = (path.parent / "summary.md").read_text(encoding="utf-8") if (path.parent / "summary.md").is_file() else ""
-    return {"decision": head, "gates": gates, "traits": traits, "categories": cats, "worst": worst, "ab": ab_md,
-            "summary": summary, "file": str(path)}
+    return EvalView(head, gates, traits, cats, worst, ab_md, summary, str(path))

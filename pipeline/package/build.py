@@ -32,7 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import models
 from ..errors import UserError
 from ..jsonl import atomic_write_text, iter_jsonl, write_json, write_jsonl
+from ..evaluation.results import RESULTS_FILE
 from ..prompting import with_persona_system
+from ..runs import RunFolder, list_runs, resolve_run
 from ..settings import Settings
 from ..spec import load_persona, render_markdown
 from .manifest import file_sha256, write_manifest
@@ -40,7 +42,7 @@ from .model_card import BASE_LICENSES, CardFacts, render_card
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
-EVAL_FILE = "EVALUATION_RESULTS.json"
+EVAL_FILE = RESULTS_FILE
 SAMPLES = "examples/sample_interactions.jsonl"
 TRAINING_CONFIG = "training_config.yaml"
 DATA_CARD = "DATA_CARD.md"
@@ -77,69 +79,38 @@ class PackageResult:
 
 
 def resolve_run_dir(run: str | Path | None, settings: Settings) -> Path:
-    if not str(run or "").strip():
-        raise UserError("pick a run first (a finished, evaluated run under runs/)")
-    p = Path(run).expanduser()
-    if p.is_dir():
-        return p
-    q = settings.runs_dir / str(run)
-    if q.is_dir():
-        return q
-    raise UserError(f"run {str(run)!r} not found: pass a run folder or a run id under {settings.runs_dir} "
-                    f"(`python -m pipeline train list` shows them)")
+    return resolve_run(run, settings).path
 
 
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); rerun the stage that wrote it") from None
-    return data if isinstance(data, dict) else None
-
-
-def read_run(run_dir: Path) -> dict:
+def packaging_inputs(folder: RunFolder) -> dict:
     """config.yaml, status, summary and evaluation of a run; raise naming what is missing."""
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise UserError(f"{run_dir} is not a training run (no config.yaml): pick a folder under runs/")
-    config = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-    status = _read_json(run_dir / "status.json") or {}
+    if not folder.config_path.is_file():
+        raise UserError(f"{folder.path} is not a training run (no config.yaml): pick a folder under runs/")
+    config = folder.config()
+    status = folder.raw_status()
     if status.get("state") != "finished":
-        raise UserError(f"run {run_dir.name} is {status.get('state', 'without status.json')!s}, not finished: "
+        raise UserError(f"run {folder.id} is {status.get('state', 'without a training status')!s}, not finished: "
                         "package a finished run (or resume this one to the end first)")
-    adapter = run_dir / "adapter"
     for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
-        if not (adapter / name).is_file():
-            raise UserError(f"{adapter / name} is missing: the run did not save its adapter; retrain it")
-    evaluation = _read_json(run_dir / "eval" / EVAL_FILE)
+        if not (folder.adapter_dir / name).is_file():
+            raise UserError(f"{folder.adapter_dir / name} is missing: the run did not save its adapter; retrain it")
+    evaluation = folder.results()
     if evaluation is None:
-        raise UserError(f"run {run_dir.name} has no evaluation ({run_dir / 'eval' / EVAL_FILE}): evaluate it first "
-                        "(Evaluate tab, or `python -m pipeline evaluate`), then package")
+        raise UserError(f"run {folder.id} has no evaluation ({folder.results_path}): evaluate it first "
+                        "(Evaluate tab, or `python -m pipeline eval --run RUN`), then package")
     if not config.get("base_model"):
-        raise UserError(f"{cfg_path}: base_model is missing; the package needs to know its base model")
-    return {"dir": run_dir, "config": config, "status": status, "evaluation": evaluation,
-            "summary": _read_json(run_dir / "train_summary.json") or {}, "adapter": adapter}
+        raise UserError(f"{folder.config_path}: base_model is missing; the package needs to know its base model")
+    return {"dir": folder.path, "config": config, "status": status, "evaluation": evaluation.to_dict(),
+            "results_path": folder.results_path, "summary": folder.summary(), "adapter": folder.adapter_dir}
 
 
 def adapter_dir_sha256(folder: Path) -> str:
     """The evaluation stage's adapter hash (pipeline.evaluation.respond.dir_sha256): sha256 over
     the names and bytes of the weight files and adapter_config.json, sorted. The package rewrites
     adapter_config.json (base model id), so the run folder's hash is recorded at build time."""
-    try:
-        from ..evaluation.respond import dir_sha256
+    from ..evaluation.respond import dir_sha256
 
-        return dir_sha256(folder)
-    except ImportError:  # the evaluation stage is optional for packaging
-        import hashlib
-
-        h = hashlib.sha256()
-        for p in sorted(Path(folder).iterdir()):
-            if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "adapter_config.json"):
-                h.update(p.name.encode())
-                h.update(p.read_bytes())
-        return h.hexdigest()
+    return dir_sha256(folder)
 
 
 # ---- sample interactions ---------------------------------------------------------------------
@@ -258,8 +229,9 @@ def render_data_card(run: dict, display_name: str) -> str:
 def build_package(cfg: PackageConfig, settings: Settings, *, engine_factory=None) -> PackageResult:
     """Build the package (see the module docstring). `engine_factory(base) -> ChatEngine` lends an
     already-loaded model when sample replies must be generated (the studio passes `ctx.engine`)."""
-    run_dir = resolve_run_dir(cfg.run, settings)
-    run = read_run(run_dir)
+    folder = resolve_run(cfg.run, settings)
+    run_dir = folder.path
+    run = packaging_inputs(folder)
     config = run["config"]
     persona = load_persona(config.get("persona") or settings.persona_dir())
     spec = persona.spec
@@ -288,8 +260,8 @@ def build_package(cfg: PackageConfig, settings: Settings, *, engine_factory=None
 
         # 2. documents
         atomic_write_text(tmp / "PERSONA_SPEC.md", render_markdown(persona))
-        write_json(tmp / EVAL_FILE, run["evaluation"])
-        shutil.copy2(run_dir / "config.yaml", tmp / TRAINING_CONFIG)
+        shutil.copy2(run["results_path"], tmp / EVAL_FILE)  # unchanged, byte for byte
+        shutil.copy2(folder.config_path, tmp / TRAINING_CONFIG)
         atomic_write_text(tmp / DATA_CARD, render_data_card(run, spec.display_name))
 
         # 3. real replies of this adapter
@@ -354,25 +326,15 @@ def refresh_card(folder: Path, **changes) -> CardFacts:
 def publishable_runs(settings: Settings) -> list[tuple[str, str]]:
     """(label, run folder) of every finished run, newest first; the label says whether it was
     evaluated and what the evaluation decided, so the user picks the right one."""
-    runs_dir = settings.runs_dir
-    if not runs_dir.is_dir():
-        return []
     out = []
-    for d in sorted((p for p in runs_dir.iterdir() if (p / "config.yaml").is_file()),
-                    key=lambda p: p.stat().st_mtime, reverse=True):
+    for run in list_runs(settings, where=lambda r: r.config_path.is_file() and r.is_finished()):
         try:
-            state = (json.loads((d / "status.json").read_text(encoding="utf-8")) or {}).get("state")
-        except (OSError, json.JSONDecodeError):
-            continue
-        if state != "finished":
-            continue
-        try:
-            ev = json.loads((d / "eval" / EVAL_FILE).read_text(encoding="utf-8"))
-            decision = ev.get("decision", "evaluated")
-        except (OSError, json.JSONDecodeError):
-            decision = "not evaluated yet"
-        packaged = " · packaged" if (d / "package" / "MANIFEST.json").is_file() else ""
-        out.append((f"{d.name} · {decision}{packaged}", str(d)))
+            res = run.results()
+            decision = res.decision if res else "not evaluated yet"
+        except UserError:
+            decision = "evaluation unreadable: re-run it"
+        packaged = " · packaged" if (run.package_dir / "MANIFEST.json").is_file() else ""
+        out.append((f"{run.id} · {decision}{packaged}", str(run.path)))
     return out
 
 

@@ -8,31 +8,47 @@ refresh, a second browser or a studio restart sees the same run.
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..jsonl import atomic_write_text
+from ..runs import RunFolder, new_run
 from ..settings import Settings
-from .config import ConfigError, TrainConfig, _deep_merge, preset_overrides, validate_config
+from .config import TrainConfig, _deep_merge, preset_overrides, validate_config
 
 KIND = "train"
-# The form's fields, in order (each maps to a TrainConfig setting).
-FORM_FIELDS = ["preset", "base_model", "persona", "data", "r", "alpha", "dropout", "target_modules", "epochs",
-               "batch_size", "grad_accum", "learning_rate", "max_length", "warmup_steps", "max_steps", "batching",
-               "layers"]
+# The form's fields, in order: the preset, then TrainConfig settings under their own (dotted)
+# names, so the form, the config file a job gets and `--set KEY=VALUE` all say the same thing.
+FORM_FIELDS = ["preset", "base_model", "persona", "data", "lora.r", "lora.alpha", "lora.dropout",
+               "lora.target_modules", "epochs", "batch_size", "grad_accum", "learning_rate", "max_length",
+               "warmup_steps", "max_steps", "batching", "lora.layers"]
+# How a form value becomes a setting (Gradio numbers arrive as float or str).
+_TYPES = {"lora.r": int, "lora.alpha": int, "lora.dropout": float, "epochs": float, "batch_size": int,
+          "grad_accum": int, "learning_rate": float, "max_length": int, "warmup_steps": int, "max_steps": int,
+          "lora.layers": int}
+
+
+def _get(d: dict, dotted: str):
+    for k in dotted.split("."):
+        d = (d or {}).get(k)
+    return d
+
+
+def _set(d: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    for k in parents:
+        d = d.setdefault(k, {})
+    d[last] = value
 
 
 def form_defaults(preset: str, settings: Settings) -> dict:
+    """The form's values for `preset`, keyed by FORM_FIELDS."""
     cfg = TrainConfig.model_validate(_deep_merge({"base_model": settings.base_model, "persona": settings.persona},
-                                                 preset_overrides(preset)))
-    return {"preset": preset, "base_model": cfg.base_model, "persona": cfg.persona, "data": cfg.data or "",
-            "r": cfg.lora.r, "alpha": cfg.lora.alpha, "dropout": cfg.lora.dropout,
-            "target_modules": list(cfg.lora.target_modules), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-            "grad_accum": cfg.grad_accum, "learning_rate": cfg.learning_rate, "max_length": cfg.max_length,
-            "warmup_steps": cfg.warmup_steps, "max_steps": cfg.max_steps, "batching": cfg.batching,
-            "layers": cfg.lora.layers}
+                                                 preset_overrides(preset))).to_dict()
+    out = {"preset": preset, **{k: _get(cfg, k) for k in FORM_FIELDS[1:]}}
+    out["data"] = out["data"] or ""
+    return out
 
 
 def _num(v, typ):
@@ -45,47 +61,26 @@ def _num(v, typ):
 
 
 def form_values(form: dict) -> tuple[str, dict]:
-    """(preset, the TrainConfig dict the form describes)."""
+    """(preset, the TrainConfig dict the form describes): the preset, overridden by every field
+    the form fills (a blank text field keeps the preset's value)."""
     preset = form.get("preset") or "seed"
-    values = _deep_merge(preset_overrides(preset), {
-        "base_model": (form.get("base_model") or "").strip() or None,
-        "persona": (form.get("persona") or "").strip() or None,
-        "data": (form.get("data") or "").strip() or None,
-        "lora": {"r": _num(form.get("r"), int), "alpha": _num(form.get("alpha"), int),
-                 "dropout": _num(form.get("dropout"), float), "target_modules": list(form.get("target_modules") or []),
-                 "layers": _num(form.get("layers"), int)},
-        "epochs": _num(form.get("epochs"), float), "batch_size": _num(form.get("batch_size"), int),
-        "grad_accum": _num(form.get("grad_accum"), int), "learning_rate": _num(form.get("learning_rate"), float),
-        "max_length": _num(form.get("max_length"), int), "warmup_steps": _num(form.get("warmup_steps"), int),
-        "max_steps": _num(form.get("max_steps"), int), "batching": form.get("batching") or None,
-    })
-    values = {k: v for k, v in values.items() if v is not None}
-    values["lora"] = {k: v for k, v in values["lora"].items() if v is not None}
-    return preset, values
+    filled: dict = {}
+    for key in FORM_FIELDS[1:]:
+        v = form.get(key)
+        if isinstance(v, str):
+            v = v.strip() or None
+        if key in _TYPES:
+            v = _num(v, _TYPES[key])
+        elif key == "lora.target_modules":
+            v = list(v or [])
+        if v is not None:
+            _set(filled, key, v)
+    return preset, _deep_merge(preset_overrides(preset), filled)
 
 
-def command_argv(form: dict, out: str) -> list[str]:
-    """`python -m pipeline train ...` arguments that reproduce the form (preset + what differs from it)."""
-    preset, values = form_values(form)
-    base = _deep_merge(preset_overrides(preset), {})
-    argv = ["train", "--preset", preset]
-    if values.get("persona"):
-        argv += ["--persona", values["persona"]]
-    if values.get("base_model"):
-        argv += ["--base", values["base_model"]]
-    if values.get("data"):
-        argv += ["--data", values["data"]]
-    defaults = TrainConfig.model_validate(base).to_dict()
-    for k, v in values.items():
-        if k in ("persona", "base_model", "data"):
-            continue
-        if k == "lora":
-            for lk, lv in v.items():
-                if lv != defaults["lora"].get(lk):
-                    argv += ["--set", f"lora.{lk}={json.dumps(lv)}"]
-        elif v != defaults.get(k):
-            argv += ["--set", f"{k}={json.dumps(v)}"]
-    return argv + ["--out", out]
+def command_argv(config_file: str, out: str) -> list[str]:
+    """`python -m pipeline train ...` arguments of a studio job: the whole config as a file."""
+    return ["train", "--config", config_file, "--out", out]
 
 
 def plan_report(form: dict, settings: Settings) -> str:
@@ -115,19 +110,18 @@ def plan_report(form: dict, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def new_run_dir(settings: Settings, preset: str) -> Path:
-    return settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}"
-
-
 def start(jobs, settings: Settings, form: dict):
-    """Validate everything (config, persona, data, model), then start the job. Returns the Job."""
+    """Validate everything (config, persona, data, model), write the config into a new run
+    folder, then start `train --config <run>/train_config.yaml --out <run>`. Returns the Job."""
     from .runner import prepare
 
     preset, values = form_values(form)
     prepare(values, settings)  # raises ConfigError listing every problem, before any process starts
-    out = new_run_dir(settings, preset)
-    argv = command_argv(form, str(out))
-    return jobs.start(KIND, argv, run_dir=str(out), label=f"train {out.name}")
+    run = new_run(settings, preset)
+    run.path.mkdir(parents=True)
+    atomic_write_text(run.train_config_path, TrainConfig.model_validate(values).to_yaml())
+    argv = command_argv(str(run.train_config_path), str(run.path))
+    return jobs.start(KIND, argv, run_dir=str(run.path), label=f"train {run.id}")
 
 
 def stop(jobs, job_id: str | None):
@@ -164,19 +158,17 @@ class View:
 
 def attach(jobs, job_id: str | None = None) -> View:
     """The given training job, or the latest one (what a refreshed page re-attaches to)."""
-    from .runner import read_metrics, run_status
-
     job = jobs.get(job_id) if job_id else jobs.latest(KIND)
     if job is None:
         return View(None, "idle", "No training run yet: pick a preset, check the plan, press Start.")
     view = View(job.id, job.state, "", run_dir=job.run_dir, log=job.log_tail(15), command=job.command)
     if job.run_dir and Path(job.run_dir).is_dir():
         try:
-            st = run_status(job.run_dir)
+            st = RunFolder(job.run_dir).status()
         except UserError:
             st = {}
         view.step, view.max_steps, view.eta_s = st.get("step") or 0, st.get("max_steps") or 0, st.get("eta_s")
-        view.metrics = read_metrics(job.run_dir)
+        view.metrics = RunFolder(job.run_dir).metrics()
         run_state = st.get("state")
         if run_state in ("finished", "stopped", "failed"):
             view.state = run_state
@@ -194,6 +186,6 @@ def attach(jobs, job_id: str | None = None) -> View:
 
 
 def runs_table(settings: Settings) -> list[dict]:
-    from .runner import list_runs
+    from .runner import run_rows
 
-    return list_runs(settings.runs_dir)
+    return run_rows(settings.runs_dir)

@@ -11,6 +11,7 @@ pipeline.evaluation.studio_api.
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from pipeline.evaluation import studio_api as api
 
@@ -55,13 +56,15 @@ def create_tab(ctx) -> None:
 
     def show(r):
         v = api.view(r)
-        return v["decision"], v["gates"], v["traits"], v["categories"], v["worst"], v["ab"], v["summary"], v["file"]
+        frame = {k: pd.DataFrame(getattr(v, k), columns=cols) for k, cols in api.COLUMNS.items()}
+        return (v.decision, frame["gates"], frame["traits"], frame["categories"], frame["worst"], v.ab, v.summary,
+                v.file)
 
     def fill_runs():
-        runs = api.list_runs(settings)
+        runs = api.evaluable_runs(settings)
         return gr.update(choices=runs, value=runs[0] if runs else None)
 
-    refresh.click(lambda: gr.update(choices=api.list_runs(settings)), outputs=[run], api_name="eval_runs")
+    refresh.click(lambda: gr.update(choices=api.evaluable_runs(settings)), outputs=[run], api_name="eval_runs")
     run.change(show, inputs=[run], outputs=view_outputs, api_name="eval_view")
     start.click(lambda r, j, n, m: api.start_eval(jobs, settings, r, j, n, m), inputs=[run, judge, limit, max_new],
                 outputs=[started, job_md, job_log], api_name="eval_start")
