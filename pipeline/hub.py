@@ -309,6 +309,9 @@ def push_package(cfg: PushConfig, settings: Settings, *, token: str | None = Non
         s.check_namespace(dataset_repo)
         tc = yaml.safe_load((folder / "training_config.yaml").read_text(encoding="utf-8")) or {}
         data_path = Path(tc.get("data") or "")
+        if not data_path.is_absolute():  # packages record it relative to the project (package/portable.py)
+            data_path = next((r / data_path for r in (settings.root, settings.work_dir) if (r / data_path).is_file()),
+                             data_path)
         if not data_path.is_file():
             raise HubError(f"the training data {data_path} is not on this machine, so --dataset-repo cannot push it; "
                            "push without it, or from the machine that trained the run")

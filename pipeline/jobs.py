@@ -82,6 +82,11 @@ class Job:
                 "command": self.command}
 
 
+def _article(word: str) -> str:
+    """'an eval job', 'a train job' (by the sound of the first letter; job kinds are plain words)."""
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def _quote(a: str) -> str:
     import shlex
 
@@ -126,7 +131,7 @@ class JobManager:
         if exclusive:
             busy = [j for j in self.list(kind) if j.state == "running"]
             if busy:
-                raise UserError(f"A {kind} job is already running ({busy[0].label or busy[0].id}); "
+                raise UserError(f"{_article(kind).capitalize()} {kind} job is already running ({busy[0].label or busy[0].id}); "
                                 f"wait for it to finish or stop it first.")
         job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         d = self.root / job_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import tempfile
@@ -13,17 +14,61 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return list(iter_jsonl(path))
 
 
+# Deeper than this is not a record anyone wrote: json.loads would raise RecursionError near
+# ~1,000 levels, and json.dumps (writing the record back) the same; refuse it early and clearly.
+MAX_DEPTH = 64
+_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "true/false", type(None): "null"}
+
+
+def json_depth(obj) -> int:
+    """Nesting depth of a parsed JSON value (iterative: never a RecursionError itself)."""
+    depth, stack = 0, [(obj, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, dict):
+            depth = max(depth, d)
+            stack.extend((v, d + 1) for v in node.values())
+        elif isinstance(node, list):
+            depth = max(depth, d)
+            stack.extend((v, d + 1) for v in node)
+    return depth
+
+
 def iter_jsonl(path: str | Path) -> Iterator[dict]:
+    """One JSON object per line. A UTF-8 BOM (Windows editors) and CRLF are accepted; anything
+    else that is not one object per line raises ValueError naming the file, the line and the fix."""
     path = Path(path)
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.strip()
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            if lineno == 1:
+                if raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8):]
+                elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                    raise ValueError(f"{path}: the file is UTF-16 text; save it as UTF-8 (one JSON object per line)")
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
+                                 f"{exc.start + 1}); save the file as UTF-8") from None
             if not line:
                 continue
             try:
-                yield json.loads(line)
+                row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove that line") from None
+            except RecursionError:
+                raise ValueError(f"{path}:{lineno}: JSON nested too deeply to read; a record is at most "
+                                 f"{MAX_DEPTH} levels deep") from None
+            if not isinstance(row, dict):
+                kind = _KINDS.get(type(row), type(row).__name__)
+                if isinstance(row, list) and lineno == 1:
+                    raise ValueError(f"{path}:1: line 1 is a JSON array; this is JSONL: write one JSON object "
+                                     f"per line (e.g. `jq -c '.[]' {path.name}`)")
+                raise ValueError(f"{path}:{lineno}: expected a JSON object ({{...}}) on each line, got a JSON {kind}")
+            if json_depth(row) > MAX_DEPTH:
+                raise ValueError(f"{path}:{lineno}: JSON nested deeper than {MAX_DEPTH} levels; "
+                                 f"a record is at most {MAX_DEPTH} levels deep")
+            yield row
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

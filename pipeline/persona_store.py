@@ -138,6 +138,9 @@ def save_persona(settings: Settings, name: str, spec_text: str, scenarios_text: 
     folder = _folder(settings, name)
     if not (folder / PERSONA_FILE).is_file():
         raise UserError(f"No persona named {name!r} to save into; create it with 'New persona' first.")
+    # The browser's code editor drops a file's final newline: put it back, so an untouched
+    # file compares equal and is not rewritten (git would show it modified).
+    spec_text, scenarios_text = _with_final_newline(spec_text), _with_final_newline(scenarios_text)
     persona = validate_texts(name, spec_text, scenarios_text)
     current = version_hash(_read(folder / PERSONA_FILE), _read(folder / SCENARIOS_FILE))
     if base_hash and base_hash != current:
@@ -146,12 +149,17 @@ def save_persona(settings: Settings, name: str, spec_text: str, scenarios_text: 
     if version_hash(spec_text, scenarios_text) == current:
         return open_persona(settings, name, message="No changes to save.")
     saved_to = backup(settings, folder)
-    atomic_write_text(folder / PERSONA_FILE, spec_text)
-    atomic_write_text(folder / SCENARIOS_FILE, scenarios_text)
+    for file, text in ((PERSONA_FILE, spec_text), (SCENARIOS_FILE, scenarios_text)):
+        if _read(folder / file) != text:  # an unchanged file keeps its bytes and its mtime
+            atomic_write_text(folder / file, text)
     persona = Persona(folder=folder, spec=persona.spec, scenarios=persona.scenarios)
     atomic_write_text(folder / RENDERED_FILE, render_markdown(persona))
     where = f"; the previous version is in {saved_to}" if saved_to else ""
     return open_persona(settings, name, message=f"Saved {name} (PERSONA_SPEC.md re-rendered{where}).")
+
+
+def _with_final_newline(text: str) -> str:
+    return text if not text or text.endswith("\n") else text + "\n"
 
 
 # ---- new personas -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ show them, because the header of the studio and the logs are built from those.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +30,8 @@ class Endpoint:
         return bool(self.api_key) or bool(self.base_url)
 
     def describe(self) -> str:
-        where = self.base_url or "api.openai.com"
+        """For pages, headers and logs: the URL without credentials (see `redact_url`)."""
+        where = redact_url(self.base_url) if self.base_url else "api.openai.com"
         return f"{self.model} @ {where}" if self.configured else "not configured"
 
 
@@ -38,6 +40,25 @@ SETTINGS_VARS = ("TASKMASTER_ROOT", "TASKMASTER_WORK_DIR", "TASKMASTER_CACHE_DIR
                  "TASKMASTER_BASE_MODEL", "TASKMASTER_GENERATOR_MODEL", "TASKMASTER_JUDGE_MODEL", "OPENAI_BASE_URL",
                  "OPENAI_API_KEY", "TASKMASTER_JUDGE_BASE_URL", "TASKMASTER_JUDGE_API_KEY",
                  "TASKMASTER_ADMIN_PASSWORD", "HF_TOKEN", "SPACE_ID")
+
+
+# Query parameters that carry a credential in the wild (Azure's `api-key`, `?key=` of Google's
+# APIs, `token`, `sig` of signed URLs...): their values are replaced, other parameters stay.
+_SECRET_PARAM = re.compile(r"(?i)(?:^|[-_])(key|token|secret|password|passwd|pwd|auth|sig|signature|credential)s?$|^api[-_]?key$")
+
+
+def redact_url(url: str) -> str:
+    """`http://user:pass@host/v1?api-key=X&model=m` -> `http://host/v1?api-key=***&model=m`.
+    Userinfo is dropped, secret-looking query values are masked; never raises on odd input."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        query = [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        return urlunsplit((parts.scheme, netloc, parts.path, urlencode(query, safe="*"), ""))
+    except ValueError:  # not a URL we can parse: show nothing of it rather than a secret
+        return "<unparseable URL>"
 
 
 @dataclass(frozen=True)
@@ -52,6 +73,9 @@ class Settings:
     admin_password: str | None = field(default=None, repr=False)
     hf_token: str | None = field(default=None, repr=False)
     space_id: str | None = None
+    # The header a proxy you trust sets to the client's address (its last entry is what that
+    # proxy saw); None: the TCP peer. On a Space the platform's proxy sets X-Forwarded-For.
+    trusted_proxy_header: str | None = None
 
     # ---- derived paths -------------------------------------------------------------
     @property
@@ -150,6 +174,8 @@ class Settings:
             admin_password=env.get("TASKMASTER_ADMIN_PASSWORD") or None,
             hf_token=env.get("HF_TOKEN") or None,
             space_id=space_id,
+            trusted_proxy_header=(env.get("TASKMASTER_TRUSTED_PROXY_HEADER")
+                                  or ("x-forwarded-for" if space_id else None)),
         )
         values.update(overrides)
         return cls(**values)

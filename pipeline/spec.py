@@ -8,6 +8,8 @@ A persona is a folder (`data/personas/<name>/`) with:
 
 from __future__ import annotations
 
+import codecs
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +18,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 PERSONA_FILE = "persona.yaml"
 SCENARIOS_FILE = "scenarios.yaml"
+# Limits on what a spec file may be: the shipped persona.yaml is ~8 KB; the system prompt goes
+# into every training row and every request (8,000 characters is ~2,000 tokens).
+MAX_SPEC_BYTES = 256 * 1024
+MAX_SYSTEM_PROMPT_CHARS = 8_000
+MAX_DEPTH = 16  # the deepest shipped structure is 4 levels; PyYAML itself recurses per level
+# Characters no spec text needs and that can rewrite a terminal or reorder what is shown:
+# C0/C1 controls (except tab and line breaks) and Unicode bidi embeddings/overrides/isolates/marks.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # The judge's violation types: the spec's boundaries plus generic AI phrasing (a vocabulary rule).
 GENERIC_AI = "generic_ai"
 
@@ -88,7 +99,7 @@ class PersonaSpec(_Strict):
     purpose: str
     target_users: list[str] = Field(min_length=1)
     identity: str
-    system_prompt: str
+    system_prompt: str = Field(max_length=MAX_SYSTEM_PROMPT_CHARS)
     traits: list[Trait] = Field(min_length=1)
     vocabulary: Vocabulary
     pattern: list[PatternStep] = Field(min_length=1)
@@ -191,25 +202,103 @@ def _pydantic_problems(file: Path, err: ValidationError, raw: object) -> list[st
     return problems
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one
+    silently: a second `display_name:` further down would replace the first)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: PyYAML reports it below
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice (line {first} and line "
+                    f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _decode(data: bytes, source) -> str:
+    """UTF-8 text (a BOM from a Windows editor is fine); anything else names the line to fix."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise SpecError([f"{source}: the file is UTF-16 text; save it as UTF-8"])
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SpecError([f"{source}: line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+                         f"save the file as UTF-8"]) from None
+
+
+def _text_problems(raw: object, source) -> list[str]:
+    """Control and bidi characters anywhere in the spec's text, and nesting beyond MAX_DEPTH."""
+    problems, stack = [], [(raw, "", 0)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            problems.append(f"{source}: {where or '(top level)'}: nested deeper than {MAX_DEPTH} levels; "
+                            f"a persona spec is at most a few levels deep")
+            continue
+        if isinstance(node, dict):
+            stack.extend((v, f"{where}.{k}" if where else str(k), depth + 1) for k, v in node.items())
+            keys = [k for k in node if isinstance(k, str)]
+            stack.extend((k, f"{where}.{k!r} (a key)" if where else f"{k!r} (a key)", depth + 1) for k in keys)
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]", depth + 1) for i, v in enumerate(node))
+        elif isinstance(node, str):
+            for pattern, kind in ((_CONTROL, "a control character"), (_BIDI, "a bidi control character")):
+                m = pattern.search(node)
+                if m:
+                    problems.append(f"{source}: {where}: contains {kind} (U+{ord(m.group()):04X}); remove it")
+    return sorted(problems)[:20]
+
+
+def _too_big(size: int, source) -> str:
+    return (f"{source}: the file is {size / 1e6:.1f} MB; a persona spec is at most {MAX_SPEC_BYTES // 1024} KB "
+            f"(system_prompt at most {MAX_SYSTEM_PROMPT_CHARS:,} characters)")
+
+
+def _yaml_from_text(text: str, source) -> object:
+    """Parse spec YAML strictly; raise SpecError naming `source` and what to change."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError([_too_big(len(text), source)])
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise SpecError([f"{source}: not valid YAML{at}: {getattr(exc, 'problem', None) or exc}"]) from None
+    except RecursionError:
+        raise SpecError([f"{source}: nested too deeply to read; a persona spec is at most {MAX_DEPTH} levels deep"]) from None
+    if raw is None:
+        raise SpecError([f"{source}: the file is empty (or only comments); start from the shipped "
+                         f"data/personas/taskmaster/{Path(str(source)).name}"])
+    problems = _text_problems(raw, source)
+    if problems:
+        raise SpecError(problems)
+    return raw
+
+
 def _read_yaml(path: Path, problems: list[str]) -> object | None:
     if not path.is_file():
         problems.append(f"{path}: file not found")
         return None
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problems.append(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}")
+        data = path.read_bytes()
+        if len(data) > MAX_SPEC_BYTES:  # refuse before decoding or parsing megabytes
+            raise SpecError([_too_big(len(data), path)])
+        return _yaml_from_text(_decode(data, path), path)
+    except SpecError as err:
+        problems.extend(err.problems)
         return None
 
 
 def _parse_yaml_model(text: str, model: type[BaseModel], source: str, shape: str):
     """Validate YAML text against a model; every problem as 'source: field: message'."""
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError([f"{source}: not valid YAML: {exc}"]) from None
+    raw = _yaml_from_text(text, source)
     if not isinstance(raw, dict):
         raise SpecError([f"{source}: expected {shape}"])
     try:

@@ -33,13 +33,16 @@ handler that wants an explicit check can call `ctx.access.require_admin()`.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
 import inspect
+import re
 import secrets
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 
 import gradio as gr
@@ -48,18 +51,38 @@ from pipeline.settings import Settings
 
 COOKIE = "tm_admin"
 TOKEN_TTL_S = 12 * 3600          # a browser login lasts a working day
-MAX_FAILURES = 5                  # wrong passwords per client address ...
-FAILURE_WINDOW_S = 60             # ... within this window lock that address out for the window
+MAX_FAILURES = 5                  # wrong passwords per client address within the window ...
+FAILURE_WINDOW_S = 60             # ... after which that address's checks are slowed down
+GLOBAL_MAX_FAILURES = 30          # wrong passwords per window from everyone: then every check is slowed
+SLOW_S = 2.0                      # over a cap, one password check per this many seconds (per line)
+MAX_WAIT_S = 30.0                 # an attempt that would wait longer is turned away unchecked
 SILENT_TRIGGERS = {"load", "tick", "change", "select", "then", "success", "focus", "blur"}
 REFUSAL = "Admin login required: open the studio's Admin login panel (top of the page) and enter the admin password."
+# A token is `<expiry, unix seconds>.<hex HMAC-SHA256>`: anything else is refused before parsing
+# (a 5,000-digit expiry or non-ASCII bytes in a cookie must be a refusal, not an exception).
+_TOKEN_RE = re.compile(r"\A([0-9]{1,12})\.([0-9a-f]{64})\Z")
+# Headers through which a proxy says whom it forwards; uvicorn trusts X-Forwarded-For from
+# loopback and rewrites the peer address with it, so when no trusted header is configured, a
+# request carrying one of these is keyed as one shared "forwarded" client (rotating the header
+# buys nothing).
+_FORWARD_HEADERS = ("x-forwarded-for", "forwarded", "x-real-ip")
 
 
 @dataclass
 class AccessControl:
+    """Who is an admin. The lockout punishes the guesser, not the admin: over a cap, password
+    checks from that client (or from everyone, over the global cap) wait their turn, one per
+    `slow_s`, and the right password is still accepted when its turn comes."""
+
     settings: Settings
+    slow_s: float = SLOW_S
+    max_failures: int = MAX_FAILURES
+    global_max_failures: int = GLOBAL_MAX_FAILURES
+    max_wait_s: float = MAX_WAIT_S
     _key: bytes = field(default=b"", repr=False)
-    _sessions: set = field(default_factory=set, repr=False)
-    _failures: dict = field(default_factory=dict, repr=False)
+    _sessions: dict = field(default_factory=dict, repr=False)  # session_hash -> the token its login issued
+    _failures: dict = field(default_factory=dict, repr=False)  # client key -> failure times
+    _next_slot: dict = field(default_factory=dict, repr=False)  # client key or "*" -> time of its next check
     _revoked: set = field(default_factory=set, repr=False)  # tokens of browsers that logged out
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -85,8 +108,14 @@ class AccessControl:
             return False
         sid = getattr(request, "session_hash", None)
         with self._lock:
-            if sid and sid in self._sessions:
+            session_token = self._sessions.get(sid) if sid else None
+        # A session is re-checked every time: its login's token may have been revoked (logout in
+        # another tab) or have expired since.
+        if session_token is not None:
+            if self.verify_token(session_token):
                 return True
+            with self._lock:
+                self._sessions.pop(sid, None)
         return self.verify_token(_cookies(request).get(COOKIE, ""))
 
     def require_admin(self, request: gr.Request | None = None, *, silent: bool = False) -> None:
@@ -94,17 +123,40 @@ class AccessControl:
         if not self.is_admin(request):
             raise gr.Error(REFUSAL, visible=not silent, title="Admin only", print_exception=False)
 
+    def client_key(self, request) -> str:
+        """Whom the lockout counts: the last entry of the trusted proxy header when one is
+        configured (what that proxy saw; entries to its left are whatever the client sent),
+        else the TCP peer, or one shared key for requests that claim to be forwarded."""
+        headers = _headers(request)
+        trusted = (self.settings.trusted_proxy_header or "").lower()
+        if trusted:
+            value = headers.get(trusted, "")
+            last = value.split(",")[-1].strip() if value else ""
+            if last:
+                return last[:64]
+        if any(h in headers for h in _FORWARD_HEADERS if h != trusted):
+            return "forwarded (untrusted header)"
+        return _client_host(request)
+
+    def failed_logins_last_minute(self) -> int:
+        now = time.time()
+        with self._lock:
+            return sum(1 for times in self._failures.values() for t in times if now - t < FAILURE_WINDOW_S)
+
     # ---- tokens --------------------------------------------------------------------
     def make_token(self, now: float | None = None) -> str:
         expires = int((now or time.time()) + TOKEN_TTL_S)
         sig = hmac.new(self._key, f"admin|{expires}".encode(), hashlib.sha256).hexdigest()
         return f"{expires}.{sig}"
 
-    def verify_token(self, token: str, now: float | None = None) -> bool:
-        if not token or "." not in token or not self.can_login:
+    def verify_token(self, token, now: float | None = None) -> bool:
+        if not isinstance(token, str) or not self.can_login:
             return False
-        expires, _, sig = token.partition(".")
-        if not expires.isdigit() or int(expires) < (now or time.time()):
+        m = _TOKEN_RE.match(token)
+        if m is None:
+            return False
+        expires, sig = m.groups()
+        if int(expires) < (now or time.time()):
             return False
         good = hmac.new(self._key, f"admin|{expires}".encode(), hashlib.sha256).hexdigest()
         with self._lock:
@@ -113,43 +165,72 @@ class AccessControl:
         return hmac.compare_digest(good, sig)
 
     # ---- login / logout --------------------------------------------------------------
-    def login(self, password: str, request: gr.Request | None) -> str:
+    def _wait_for_turn(self, who: str, now: float) -> float:
+        """Seconds this attempt must wait before its password is checked (0 under the caps).
+        Over a cap, checks from that line are spaced `slow_s` apart; the line is per client,
+        or global ("*") when everyone together is over the global cap."""
+        def recent(times):
+            return [t for t in times if now - t < FAILURE_WINDOW_S]
+
+        with self._lock:
+            for key in list(self._failures):
+                self._failures[key] = recent(self._failures[key])
+                if not self._failures[key]:
+                    del self._failures[key]
+            total = sum(len(v) for v in self._failures.values())
+            lines = []
+            if len(self._failures.get(who, [])) >= self.max_failures:
+                lines.append(who)
+            if total >= self.global_max_failures:
+                lines.append("*")
+            if not lines:
+                return 0.0
+            start = max([now + self.slow_s] + [self._next_slot.get(line, now) for line in lines])
+            if start - now > self.max_wait_s:
+                raise gr.Error(f"Too many login attempts right now: try again in {int(self.max_wait_s)} s.",
+                               print_exception=False)
+            for line in lines:
+                self._next_slot[line] = start + self.slow_s
+            return start - now
+
+    async def login(self, password: str, request: gr.Request | None) -> str:
         """Check the password; on success mark this session as admin and return a cookie token.
-        Raises gr.Error saying what to do on failure (never which part was wrong)."""
+        Raises gr.Error saying what to do on failure (never which part was wrong). Async so a
+        slowed-down attempt waits without holding a worker thread."""
         if not self.restricted:
             return ""
         if not self.can_login:
             raise gr.Error("Admin login is disabled: this Space has no TASKMASTER_ADMIN_PASSWORD secret. "
                            "Add one in the Space settings to use the admin tabs.", print_exception=False)
-        who = _client_host(request)
+        who = self.client_key(request)
+        wait = self._wait_for_turn(who, time.time())
+        if wait > 0:
+            await asyncio.sleep(wait)
+        ok = hmac.compare_digest((password or "").encode("utf-8", "surrogatepass"),
+                                 (self.settings.admin_password or "").encode())
         now = time.time()
-        with self._lock:
-            recent = [t for t in self._failures.get(who, []) if now - t < FAILURE_WINDOW_S]
-            self._failures[who] = recent
-            if len(recent) >= MAX_FAILURES:
-                raise gr.Error(f"Too many wrong passwords: wait {FAILURE_WINDOW_S} s and try again.",
-                               print_exception=False)
-        ok = hmac.compare_digest((password or "").encode(), (self.settings.admin_password or "").encode())
         if not ok:
             with self._lock:
                 self._failures.setdefault(who, []).append(now)
             raise gr.Error("Wrong admin password: check TASKMASTER_ADMIN_PASSWORD (or the Space secret) and retry.",
                            print_exception=False)
+        token = self.make_token(now)
         sid = getattr(request, "session_hash", None) if request is not None else None
         with self._lock:
-            self._failures.pop(who, None)
             if sid:
-                self._sessions.add(sid)
-        return self.make_token(now)
+                self._sessions[sid] = token
+        return token
 
     def logout(self, request: gr.Request | None) -> None:
-        """End this session's login and revoke its cookie token (a copied cookie stops working)."""
+        """End this session's login and revoke its cookie token (a copied cookie stops working,
+        and so does every session that logged in with it)."""
         sid = getattr(request, "session_hash", None) if request is not None else None
         token = _cookies(request).get(COOKIE) if request is not None else None
         with self._lock:
-            self._sessions.discard(sid)
-            if token:
-                self._revoked.add(token)
+            own = self._sessions.pop(sid, None) if sid else None
+            for tok in (token, own):
+                if tok:
+                    self._revoked.add(tok)
 
     # ---- wrapping event handlers -----------------------------------------------------------
     def protect_fn(self, fn, *, silent: bool = False):
@@ -209,6 +290,17 @@ def _cookies(request) -> dict:
         return dict(raw.cookies)
     kwargs = getattr(request, "kwargs", None) or {}
     return dict(kwargs.get("cookies", {}) or {})
+
+
+def _headers(request) -> dict:
+    raw = getattr(request, "request", None)
+    headers = getattr(raw, "headers", None) if raw is not None else None
+    if headers is None:
+        headers = getattr(request, "headers", None) or {}
+    try:
+        return {str(k).lower(): str(v) for k, v in dict(headers).items()}
+    except (TypeError, ValueError):
+        return {}
 
 
 def _client_host(request) -> str:
@@ -295,8 +387,8 @@ class LoginPanel:
             admin = access.is_admin(request)
             return view(admin, first_admin_tab if admin else public_tab)
 
-        def on_login(pw: str, request: gr.Request):
-            tok = access.login(pw, request)
+        async def on_login(pw: str, request: gr.Request):
+            tok = await access.login(pw, request)
             return [tok, "", *view(True, first_admin_tab)]
 
         def on_logout(request: gr.Request):
@@ -311,3 +403,37 @@ class LoginPanel:
                           concurrency_limit=None)
         login_evt.success(fn=None, inputs=[self.token], js=_SET_COOKIE_JS)
         self.logout_btn.click(on_logout, outputs=outs, api_name="admin_logout").then(fn=None, js=_CLEAR_COOKIE_JS)
+
+
+# ---- uploads ---------------------------------------------------------------------------
+
+MAX_UPLOAD = "10mb"  # Gradio's own cap (launch(max_file_size=...)): a bigger upload is an HTTP 413
+
+
+class UploadGate:
+    """ASGI middleware: on a restricted studio, `POST .../gradio_api/upload` needs an admin
+    (the login cookie). No public (Arena) component takes a file, so an anonymous upload is
+    only ever disk filled by a stranger and a file served back under the studio's name."""
+
+    def __init__(self, app, access: AccessControl):
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope, receive, send):
+        if (scope.get("type") == "http" and scope.get("method") == "POST"
+                and scope.get("path", "").rstrip("/").endswith("/upload") and self.access.restricted):
+            from starlette.requests import Request
+
+            if not self.access.is_admin(types.SimpleNamespace(request=Request(scope), session_hash=None)):
+                from starlette.responses import PlainTextResponse
+
+                await PlainTextResponse(REFUSAL, status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def launch_kwargs(access: AccessControl) -> dict:
+    """What `demo.launch` needs from access control: the upload cap and the upload gate."""
+    from starlette.middleware import Middleware
+
+    return {"max_file_size": MAX_UPLOAD, "app_kwargs": {"middleware": [Middleware(UploadGate, access=access)]}}

@@ -18,7 +18,7 @@ import gradio as gr
 
 from pipeline.settings import Settings
 
-from .access import LoginPanel
+from .access import LoginPanel, launch_kwargs
 from .context import StudioContext
 from .guard import guard_events
 from .header import render_header
@@ -41,6 +41,8 @@ PUBLIC_TABS = {"Arena"}  # everything else needs an admin login when access is r
 CSS = """
 #studio-header h3 { margin-bottom: 0.2em; }
 .tab-help { font-size: 0.9em; opacity: 0.85; }
+/* A blind battle is one conversation on both sides: no per-chat trash icon (see tabs/arena.py). */
+#arena-left button[aria-label="Clear"], #arena-right button[aria-label="Clear"] { display: none; }
 """
 
 
@@ -75,5 +77,6 @@ def build_app(settings: Settings, ctx: StudioContext | None = None) -> gr.Blocks
     names = access.protect_events(demo, protected)
     log.info("admin-only handlers: %d (%s)", len(names), ", ".join(names[:20]))
     # Gradio 6 takes css/theme at launch(); keep them on the app for app.py and tests.
-    demo.studio_launch_kwargs = {"css": CSS}  # type: ignore[attr-defined]
+    # launch_kwargs: the upload size cap and, on a protected studio, uploads for admins only.
+    demo.studio_launch_kwargs = {"css": CSS, **launch_kwargs(access)}  # type: ignore[attr-defined]
     return demo

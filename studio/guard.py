@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import functools
+import html
 import inspect
 import logging
 
@@ -35,6 +36,17 @@ def user_message(exc: BaseException) -> str:
     return str(exc)
 
 
+def toast_text(message: str) -> str:
+    """`message` as a toast shows it: Gradio renders toast text as (sanitized) HTML, so a
+    `runs/<id>` or YAML's `"<unicode string>", line 5` would be read as a tag and cut off."""
+    return html.escape(str(message), quote=False)
+
+
+def info(message: str) -> None:
+    """gr.Info with the text shown as written (see toast_text)."""
+    gr.Info(toast_text(message))
+
+
 def _skip(n_outputs: int):
     if n_outputs == 0:
         return None
@@ -46,7 +58,7 @@ def _handle(exc: BaseException, *, strict: bool, where: str):
     if isinstance(exc, gr.Error):
         raise exc
     if isinstance(exc, USER_ERRORS):
-        msg = user_message(exc)
+        msg = toast_text(user_message(exc))
         if strict:
             raise gr.Error(msg, title="Check your input", print_exception=False) from None
         gr.Warning(msg)

@@ -3,8 +3,6 @@ configured, and the access mode. Built from `Settings.public_summary()`: never a
 
 from __future__ import annotations
 
-import re
-
 from pipeline.settings import Settings
 
 
@@ -17,11 +15,6 @@ def device_name() -> str:
         return f"CPU ({torch.get_num_threads()} threads)"
     except Exception:  # torch missing or broken: the studio still serves the Arena's stored results
         return "CPU"
-
-
-def _redact_url(text: str) -> str:
-    """Drop `user:password@` from URLs (a base_url may carry credentials)."""
-    return re.sub(r"(\w+://)[^/@\s]+@", r"\1", text)
 
 
 def model_status(settings: Settings) -> str:
@@ -40,8 +33,8 @@ def header_facts(settings: Settings) -> dict[str, str]:
     return {
         "base model": s["base_model"],
         "device": device_name(),
-        "generator": _redact_url(s["generator"]),
-        "judge": _redact_url(s["judge"]),
+        "generator": s["generator"],
+        "judge": s["judge"],
         "Hub token": s["hf_token"],
         "access": s["access"],
     }

@@ -140,16 +140,21 @@ def test_open_locally_and_closed_on_a_space_without_password(tmp_path):
     space = AccessControl(Settings.from_env(env={"SPACE_ID": "me/studio"}))
     assert space.restricted and not space.can_login and not space.is_admin(None)
     with pytest.raises(gr.Error, match="no TASKMASTER_ADMIN_PASSWORD"):
-        space.login("anything", None)
+        import asyncio
+        asyncio.run(space.login("anything", None))
 
 
-def test_repeated_wrong_passwords_lock_the_address_out():
-    ac = AccessControl(Settings.from_env(env={"TASKMASTER_ADMIN_PASSWORD": PASSWORD}))
+def test_repeated_wrong_passwords_slow_the_address_down_but_the_right_one_still_works():
+    import asyncio
+    import time
+
+    ac = AccessControl(Settings.from_env(env={"TASKMASTER_ADMIN_PASSWORD": PASSWORD}), slow_s=0.1)
     for _ in range(5):
         with pytest.raises(gr.Error, match="Wrong admin password"):
-            ac.login("wrong", None)
-    with pytest.raises(gr.Error, match="Too many wrong passwords"):
-        ac.login(PASSWORD, None)
+            asyncio.run(ac.login("wrong", None))
+    t0 = time.monotonic()
+    assert asyncio.run(ac.login(PASSWORD, None))
+    assert time.monotonic() - t0 >= 0.09
 
 
 def test_build_app_protects_every_admin_tab_handler_and_no_arena_handler(tmp_path):

@@ -83,17 +83,20 @@ def _offline_flow(client: Client, s: Settings, url: str) -> None:
     assert "Candidate set" in summary and "train.jsonl" in summary
     rows = cov["data"]
     assert {r[0] for r in rows} >= {"Create a simple task", "User is rude"}  # scenario, kind, examples
-    out, _, _ = client.predict("rubric", 6, api_name="/data_filter")  # the real rubric judge, in-process
+    # The real rubric judge, in-process; the overview comes back with it (bug 3: no stale charts).
+    out, _, _, summary, _, scores, reasons, rejected = client.predict("rubric", 6, api_name="/data_filter")
     assert "Quality filter:" in out and "passed (min_score 6" in out
-    out = client.predict(0.6, 0.5, api_name="/data_dedupe")
+    assert "filtered" in summary and any(r[0] == "score below min_score" for r in reasons["data"])
+    out, summary, *_ = client.predict(0.6, 0.5, api_name="/data_dedupe")
     assert "dedupe: kept" in out and DataPaths.of(s).deduped.is_file()
+    assert "deduped" in summary, "the summary names the new candidate set without a Refresh"
     # The charts now show the judge's score distribution and the rejection reasons.
     _, _, scores, reasons, rejected = client.predict(None, api_name="/data_load")
     assert sum(r[1] for r in scores["data"]) == len(load_examples(s.persona_dir() / "train.jsonl"))
     assert any(r[0] == "score below min_score" for r in reasons["data"])
     assert rejected["data"] and all(r[1] == "filter" and r[2] for r in rejected["data"])
-    out, _, _ = client.predict(10, True, False, "rubric", 8, None, None, api_name="/data_balance")
-    assert "still short" in out
+    out, _, _, summary, *_ = client.predict(10, True, False, "rubric", 8, None, None, api_name="/data_balance")
+    assert "still short" in out and "Coverage:" in summary
     # Review: the seed's random sample; approve one, reject one.
     card, reply, prog = client.predict("sample", 0.1, "", "", "rubric", api_name="/data_review_load")
     first = card.split("**")[1]
@@ -103,6 +106,7 @@ def _offline_flow(client: Client, s: Settings, url: str) -> None:
     assert second != first and "1/" in prog
     card3, _, prog = client.predict("sample", 0.1, "off-tone", "", "rubric", api_name="/data_review_reject")
     assert "2/" in prog and "rejected 1" in prog
+    assert f"{second}: rejected." in prog and "rejectd" not in prog  # bug 5
     # Edit the shown reply: it is saved and re-judged at once (approved, or kept pending with the reasons).
     third = card3.split("**")[1]
     new_reply = "Nice work getting that down! I've saved it to your list. Want a due date so it stays on track?"

@@ -124,7 +124,8 @@ def test_dataset_is_pushed_beside_the_adapter_and_linked_from_the_card(hub, pack
     res = push_package(_cfg(hub, pkg, dataset_repo="alice/taskmaster-data"), settings, token=ALICE)
     ds = hub.repo("alice/taskmaster-data", repo_type="dataset")
     data_path = yaml.safe_load((pkg / "training_config.yaml").read_text())["data"]
-    assert ds is not None and ds.files["train.jsonl"] == open(data_path, "rb").read()
+    assert not data_path.startswith("/"), "the package records the data relative to the project"
+    assert ds is not None and ds.files["train.jsonl"] == (settings.root / data_path).read_bytes()
     assert "alice/taskmaster" in ds.files["README.md"].decode()
     assert res.dataset_url == f"{hub.url}/datasets/alice/taskmaster-data"
     readme = hub.file("alice/taskmaster", "README.md").decode()

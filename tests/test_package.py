@@ -160,9 +160,11 @@ def test_sample_interactions_are_the_evaluations_real_replies(built):
     assert all(r["messages"][0]["role"] == "user" and r["source"] == "eval/responses_adapter.jsonl" for r in rows)
 
 
-def test_usage_code_in_the_card_runs_as_written(built):
-    """The card's two Python blocks, executed unchanged: PEFT loading + chat-template generation."""
+def test_usage_code_in_the_card_runs_as_written(built, monkeypatch):
+    """The card's two Python blocks, executed unchanged (from inside the package, as the card says
+    before it is pushed): PEFT loading + chat-template generation."""
     _, _, pkg = built
+    monkeypatch.chdir(pkg)
     blocks = re.findall(r"```python\n(.*?)```", (pkg / "README.md").read_text(), re.S)
     assert len(blocks) == 2
     code = "\n".join(blocks).replace("max_new_tokens=150", "max_new_tokens=3")

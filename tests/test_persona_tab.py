@@ -157,14 +157,16 @@ def test_persona_tab_through_gradio_client(root_settings):
             assert "spec validate" in cli
             folder = settings.persona_dir("taskmaster")
             before = (folder / "persona.yaml").read_text()
-            # An invalid save: a warning, outputs untouched, nothing written.
-            client.predict(spec_text.replace("traits:", "trait:"), scen_text, api_name="/persona_save")
+            # An invalid save: a warning, the problems listed next to the buttons, nothing written.
+            out = client.predict(spec_text.replace("traits:", "trait:"), scen_text, api_name="/persona_save")
             assert (folder / "persona.yaml").read_text() == before
+            assert "Not valid yet" in out[-1] and "trait" in out[-1]
             # A valid save.
             out = client.predict(spec_text.replace("version: 1", "version: 5"), scen_text, api_name="/persona_save")
             assert "Saved taskmaster" in out[4] and load_persona(folder).spec.version == 5
             # Validate reports the counts.
-            assert "7 categories" in client.predict(out[1], out[2], api_name="/persona_validate")
+            status_md, problems_md = client.predict(out[1], out[2], api_name="/persona_validate")
+            assert "7 categories" in status_md and problems_md == ""
             # New personas: a copy, and an LLM draft.
             out = client.predict("coach-copy", "copy", "taskmaster", "", api_name="/persona_create")
             assert out[0]["value"] == "coach-copy" and "as a copy of taskmaster" in out[4]

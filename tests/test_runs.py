@@ -82,7 +82,10 @@ def test_an_old_run_evaluates_packages_and_serves_in_the_arena(tiny_settings, ti
     pkg = build_package(PackageConfig(run=run.id, n_examples=2, max_new_tokens=4), tiny_settings,
                         engine_factory=lambda base: engine).path
     assert pkg == run.package_dir and (pkg / "MANIFEST.json").is_file()
-    assert (pkg / "EVALUATION_RESULTS.json").read_bytes() == run.results_path.read_bytes()  # unchanged
+    from pipeline.evaluation.results import load_results
+
+    packaged = load_results(pkg)  # the package's copy: the same evaluation, local paths made portable
+    assert (packaged.decision, packaged.gates, packaged.eval_set.sha256) == (res.decision, res.gates, res.eval_set.sha256)
 
     arena = Arena(tiny_settings, lambda: engine, limits=Limits(max_new_tokens=4))
     assert set(arena.contenders()) == {"base", run.id}

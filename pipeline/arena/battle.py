@@ -37,10 +37,17 @@ class Limits:
     turns_per_minute: int = 6      # per session: 6 turns x 2 replies is ~all one CPU can serve per minute
     max_new_tokens: int = 150      # per reply (the seed's usage example)
     batch_battles: int = 8         # battles answered together in one batched generate (16 rows)
+    # Vote caps across sessions (a fresh session is free to make): in the spirit of Chatbot
+    # Arena's per-user limits. A client is one browser (address + user agent); an address may be
+    # an office behind one NAT, hence the larger cap.
+    votes_per_client_hour: int = 30
+    votes_per_address_hour: int = 120
 
     ENV = {"max_prompt_chars": "TASKMASTER_ARENA_MAX_PROMPT_CHARS", "max_turns": "TASKMASTER_ARENA_MAX_TURNS",
            "turns_per_minute": "TASKMASTER_ARENA_TURNS_PER_MINUTE",
-           "max_new_tokens": "TASKMASTER_ARENA_MAX_NEW_TOKENS", "batch_battles": "TASKMASTER_ARENA_BATCH_BATTLES"}
+           "max_new_tokens": "TASKMASTER_ARENA_MAX_NEW_TOKENS", "batch_battles": "TASKMASTER_ARENA_BATCH_BATTLES",
+           "votes_per_client_hour": "TASKMASTER_ARENA_VOTES_PER_CLIENT_HOUR",
+           "votes_per_address_hour": "TASKMASTER_ARENA_VOTES_PER_ADDRESS_HOUR"}
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> "Limits":
@@ -171,6 +178,8 @@ class ArenaSession:
     """Per-browser-session arena data (the value of the tab's `gr.State`)."""
 
     voter_id: str | None = None
+    address_id: str | None = None  # salted hashes (see Arena.session); None when unknown
+    client_id: str | None = None
     battle: Battle | None = None
     pending_prompt: dict | None = None  # an eval-set prompt drawn into the textbox
     turn_times: deque = field(default_factory=lambda: deque(maxlen=64))

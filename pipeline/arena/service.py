@@ -21,6 +21,7 @@ from ..inference import SamplingConfig
 from ..prompting import with_persona_system
 from ..runs import RunFolder, finished_with_adapter, list_runs
 from ..settings import Settings
+from ..text_input import clean_user_text
 from . import stats
 from .battle import ArenaSession, Battle, Limits, new_battle, voter_id
 from .streaming import PairBatcher, PairUpdate
@@ -100,11 +101,35 @@ class Arena:
         return load_eval_prompts(self.settings.persona_dir())
 
     # ---- sessions -------------------------------------------------------------------------------
-    def session(self, state: ArenaSession | None, username: str | None, session_hash: str | None) -> ArenaSession:
+    def session(self, state: ArenaSession | None, username: str | None, session_hash: str | None, *,
+                address: str | None = None, client: str | None = None) -> ArenaSession:
+        """The voter's session. `address` is the client address as the access control keys it
+        (studio/access.py: a trusted proxy header, never a spoofable one), `client` what tells
+        browsers behind it apart (the user agent); only salted hashes of them are kept."""
         s = state if isinstance(state, ArenaSession) else ArenaSession()
         if s.voter_id is None or (username and s.voter_id != f"hf:{username}"):
             s.voter_id = voter_id(username, session_hash, self._salt)
+        if address:
+            s.address_id = self._hash("addr", address)
+            s.client_id = self._hash("client", f"{address}|{client or ''}")
         return s
+
+    def _hash(self, kind: str, value: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(self._salt + f"{kind}|{value}".encode("utf-8", "replace")).hexdigest()[:16]
+
+    def _check_vote_caps(self, s: ArenaSession) -> None:
+        """Refuse a vote beyond the hourly caps per client and per address (nothing is recorded)."""
+        import time
+
+        since = time.time() - 3600
+        for column, value, cap, who in (("client_id", s.client_id, self.limits.votes_per_client_hour, "this browser"),
+                                        ("address_id", s.address_id, self.limits.votes_per_address_hour,
+                                         "your network")):
+            if value and self.store.count_since(column, value, since) >= cap:
+                raise UserError(f"Thank you: {who} has cast {cap} votes this hour, the most the Arena counts. "
+                                "Come back in an hour to vote again.")
 
     def draw_prompt(self, s: ArenaSession, rng_seed: int | None = None) -> str:
         prompts = self.eval_prompts()
@@ -124,7 +149,7 @@ class Arena:
     # ---- a turn ---------------------------------------------------------------------------------
     def send(self, s: ArenaSession, text: str) -> Iterator[PairUpdate]:
         """Add the voter's turn to the battle (starting one if needed) and stream both replies."""
-        text = (text or "").strip()
+        text = clean_user_text(text).strip()
         if not text:
             raise UserError("Type a prompt (or press 'Draw a prompt from the eval set') first.")
         if len(text) > self.limits.max_prompt_chars:
@@ -185,11 +210,13 @@ class Arena:
     # ---- the vote -------------------------------------------------------------------------------
     def vote(self, s: ArenaSession, choice: str) -> dict:
         """Record the vote (once per battle) and return the reveal: both model ids and names."""
-        b = s.battle
+        b = s.battle if isinstance(s, ArenaSession) else None
         if b is None:
             raise UserError("Start a battle first: send a prompt, read both replies, then vote.")
+        if b.state == "ready":
+            self._check_vote_caps(s)
         b.cast_vote(choice)
-        row = b.vote_row(s.voter_id or "anon:unknown",
+        row = b.vote_row(s.voter_id or "anon:unknown", address_id=s.address_id, client_id=s.client_id,
                          sampling={"max_new_tokens": self.limits.max_new_tokens, "temperature": self.temperature},
                          meta={"persona": self.settings.persona, "base_model": self.settings.base_model})
         stored = self.store.record(row)
@@ -203,8 +230,8 @@ class Arena:
         r = b.reveal()
         return {**r, "left_name": self.display_name(r["left"]), "right_name": self.display_name(r["right"])}
 
-    def traits(self, s: ArenaSession, answers: dict[str, str]) -> int:
-        b = s.battle
+    def traits(self, s: ArenaSession | None, answers: dict[str, str]) -> int:
+        b = s.battle if isinstance(s, ArenaSession) else None  # called before any battle: no state yet
         if b is None or b.state != "voted":
             raise UserError("Vote on the battle first; the trait questions come after the vote.")
         return self.store.record_traits(b.id, answers)

@@ -77,10 +77,22 @@ def per_category(votes: list[dict], base: str = BASE_ID) -> list[dict]:
 def voters(votes: list[dict]) -> dict:
     per = Counter(v["voter_id"] for v in votes)
     counts = sorted(per.values())
-    return {"voters": len(per), "votes": len(votes),
+    addresses = {v.get("address_id") for v in votes if v.get("address_id")}
+    return {"voters": len(per), "votes": len(votes), "addresses": len(addresses),
+            "votes_without_address": sum(1 for v in votes if not v.get("address_id")),
             "votes_per_voter_mean": (len(votes) / len(per)) if per else None,
             "votes_per_voter_median": median(counts) if counts else None,
             "votes_per_voter_max": counts[-1] if counts else None}
+
+
+def voters_line(v: dict) -> str:
+    """'12 votes from 5 voters from 3 distinct addresses': how concentrated the ballot is."""
+    line = (f"{v['votes']} vote{'s' if v['votes'] != 1 else ''} from {v['voters']} "
+            f"voter{'s' if v['voters'] != 1 else ''} from {v.get('addresses', 0)} distinct address"
+            f"{'es' if v.get('addresses', 0) != 1 else ''}")
+    if v.get("votes_without_address"):
+        line += f" ({v['votes_without_address']} older votes without an address)"
+    return line
 
 
 def outcome_counts(votes: list[dict]) -> dict:

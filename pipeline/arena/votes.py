@@ -25,7 +25,7 @@ from pathlib import Path
 from ..errors import UserError
 
 VOTES = ("left", "right", "tie", "both_bad")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: address_id, client_id (vote caps across sessions)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS votes (
     battle_id     TEXT PRIMARY KEY,
@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS votes (
     sampling      TEXT,            -- JSON SamplingConfig
     started_at    REAL NOT NULL,
     voted_at      REAL NOT NULL,
-    meta          TEXT             -- JSON: persona, base model, app version...
+    meta          TEXT,            -- JSON: persona, base model, app version...
+    address_id    TEXT,            -- salted hash of the client address (never the address itself)
+    client_id     TEXT             -- salted hash of address + user agent: one browser across sessions
 );
 CREATE INDEX IF NOT EXISTS votes_voter ON votes (voter_id);
 CREATE TABLE IF NOT EXISTS trait_votes (
@@ -54,7 +56,8 @@ CREATE TABLE IF NOT EXISTS trait_votes (
 );
 """
 COLUMNS = ("battle_id", "model_left", "model_right", "vote", "winner", "conversation_left", "conversation_right",
-           "turns", "prompt_id", "category", "voter_id", "sampling", "started_at", "voted_at", "meta")
+           "turns", "prompt_id", "category", "voter_id", "sampling", "started_at", "voted_at", "meta",
+           "address_id", "client_id")
 JSON_COLUMNS = ("conversation_left", "conversation_right", "sampling", "meta")
 
 
@@ -69,6 +72,11 @@ class VoteStore:
         with closing(self._connect()) as con:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
+            have = {r[1] for r in con.execute("PRAGMA table_info(votes)")}
+            for col in ("address_id", "client_id"):  # a version-1 file: add the columns, keep its votes
+                if col not in have:
+                    con.execute(f"ALTER TABLE votes ADD COLUMN {col} TEXT")
+            con.execute("CREATE INDEX IF NOT EXISTS votes_address ON votes (address_id, voted_at)")
             con.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             con.commit()
 
@@ -125,6 +133,14 @@ class VoteStore:
                     r[c] = json.loads(r[c])
             r["traits"] = traits.get(r["battle_id"], {})
         return rows
+
+    def count_since(self, column: str, value: str, since: float) -> int:
+        """Votes with `column` (voter_id, address_id or client_id) = value, cast at or after `since`."""
+        if column not in ("voter_id", "address_id", "client_id"):
+            raise ValueError(column)
+        with closing(self._connect()) as con:
+            return con.execute(f"SELECT COUNT(*) FROM votes WHERE {column}=? AND voted_at>=?",
+                               (value, since)).fetchone()[0]
 
     def count(self) -> int:
         with closing(self._connect()) as con:

@@ -49,7 +49,7 @@ def _results(args, settings) -> int:
         print(json.dumps(r, indent=2))
         return 0
     v, o = r["voters"], r["outcomes"]
-    print(f"{r['votes']} votes from {v['voters']} voters; outcomes: left {o['left']}, right {o['right']}, "
+    print(f"{stats.voters_line(v)}; outcomes: left {o['left']}, right {o['right']}, "
           f"tie {o['tie']}, both bad {o['both_bad']}")
     for row in r["vs_base"]:
         rate = "n/a" if row["win_rate"] is None else (f"{row['win_rate']:.1%} "

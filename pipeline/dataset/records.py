@@ -17,18 +17,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..jsonl import iter_jsonl, write_jsonl
 
 Role = Literal["system", "user", "assistant"]
 ReviewStatus = Literal["approved", "rejected", "pending"]
+# One turn of a chat: 20,000 characters is ~5,000 tokens, beyond any max_length the presets
+# train on (512-2048). Longer is a paste accident, and training would only cut it.
+MAX_CONTENT_CHARS = 20_000
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role
-    content: str = Field(min_length=1)
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+
+    @field_validator("content")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("is blank (only whitespace): write the turn or remove the record")
+        return v
 
 
 class Review(BaseModel):
@@ -80,17 +90,28 @@ class Example(BaseModel):
 
 
 def load_examples(path: str | Path) -> list[Example]:
-    """Load a JSONL dataset; raise ValueError naming every bad line and field."""
-    problems, out = [], []
-    for i, row in enumerate(iter_jsonl(path), 1):
+    """Load a JSONL dataset; raise ValueError naming every bad line and field. An empty file
+    is refused (a run on zero examples is a mistake, not a result), and so are repeated ids."""
+    problems, out, first_line = [], [], {}
+    rows = list(iter_jsonl(path))  # ValueError naming the file and line for a malformed file
+    if not rows:
+        raise ValueError(f"{path}: no records (the file is empty or only whitespace); "
+                         f"write one JSON object per line (format: pipeline/dataset/records.py)")
+    for i, row in enumerate(rows, 1):
+        rid = row.get("id")
+        if isinstance(rid, str) and rid:
+            if rid in first_line:
+                problems.append(f"{path}: record {i}: id {rid!r} is already used by record {first_line[rid]}; "
+                                f"give each record its own id")
+            first_line.setdefault(rid, i)
         try:
             out.append(Example.model_validate(row))
         except ValidationError as err:
             for e in err.errors():
                 where = ".".join(str(p) for p in e["loc"]) or "(record)"
-                problems.append(f"{path}: record {i} (id={row.get('id', '?')}): {where}: {e['msg']}")
+                problems.append(f"{path}: record {i} (id={str(row.get('id', '?'))[:80]}): {where}: {e['msg']}")
     if problems:
-        raise ValueError("\n".join(problems))
+        raise ValueError("\n".join(problems[:50]) + (f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""))
     return out
 
 

@@ -185,8 +185,9 @@ def review_step(settings: Settings, state: dict | None, action: str = "load", *,
         raise UserError("no example is shown: press Load queue first")
     message = ""
     if action in ("approve", "reject"):
-        q.decide(cur, "approved" if action == "approve" else "rejected", note)
-        message = f"{cur}: {action}d."
+        decision = "approved" if action == "approve" else "rejected"
+        q.decide(cur, decision, note)
+        message = f"{cur}: {decision}."
     elif action == "edit":
         if judge is None:
             from .filter import get_judge

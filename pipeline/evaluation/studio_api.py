@@ -25,6 +25,18 @@ def evaluable_runs(settings: Settings) -> list[str]:
     return [str(r.path) for r in list_runs(settings, where=RunFolder.has_adapter)]
 
 
+def default_run(jobs: JobManager, settings: Settings) -> str | None:
+    """The run the tab opens on: the latest evaluation job's run (running or not), so the status,
+    the log and the results below all describe the same run after a reload; else the newest run."""
+    runs = evaluable_runs(settings)
+    job = jobs.latest(JOB_KIND)
+    if job is not None and job.run_dir:
+        for r in runs:
+            if Path(r).resolve() == Path(job.run_dir).resolve():
+                return r
+    return runs[0] if runs else None
+
+
 def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | None) -> list[str]:
     if not run:
         raise UserError("choose a run folder first (runs/<id> with an adapter/); train one in the Train tab")

@@ -39,6 +39,7 @@ from ..settings import Settings
 from ..spec import load_persona, render_markdown
 from .manifest import file_sha256, write_manifest
 from .model_card import BASE_LICENSES, CardFacts, render_card
+from .portable import portable
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -101,7 +102,7 @@ def packaging_inputs(folder: RunFolder) -> dict:
     if not config.get("base_model"):
         raise UserError(f"{folder.config_path}: base_model is missing; the package needs to know its base model")
     return {"dir": folder.path, "config": config, "status": status, "evaluation": evaluation.to_dict(),
-            "results_path": folder.results_path, "summary": folder.summary(), "adapter": folder.adapter_dir}
+            "summary": folder.summary(), "adapter": folder.adapter_dir}
 
 
 def adapter_dir_sha256(folder: Path) -> str:
@@ -260,8 +261,12 @@ def build_package(cfg: PackageConfig, settings: Settings, *, engine_factory=None
 
         # 2. documents
         atomic_write_text(tmp / "PERSONA_SPEC.md", render_markdown(persona))
-        shutil.copy2(run["results_path"], tmp / EVAL_FILE)  # unchanged, byte for byte
-        shutil.copy2(folder.config_path, tmp / TRAINING_CONFIG)
+        # No absolute local path or command line leaves the machine (see portable.py).
+        roots = [run_dir, out, settings.work_dir, settings.root]
+        evaluation = portable(run["evaluation"], roots)
+        write_json(tmp / EVAL_FILE, evaluation)
+        atomic_write_text(tmp / TRAINING_CONFIG, yaml.safe_dump(portable(config, roots), sort_keys=False,
+                                                                allow_unicode=True))
         atomic_write_text(tmp / DATA_CARD, render_data_card(run, spec.display_name))
 
         # 3. real replies of this adapter
@@ -282,14 +287,15 @@ def build_package(cfg: PackageConfig, settings: Settings, *, engine_factory=None
         first_user = next((m["content"] for m in samples[0]["messages"] if m.get("role") == "user"), None)
         facts = CardFacts(
             run_id=run_dir.name, persona=spec.name, display_name=spec.display_name, purpose=spec.purpose,
-            system_prompt=system_prompt or "", base_model=base.serve_id, base_model_name=base.name,
+            system_prompt=system_prompt or "", base_model=base.serve_id,
+            base_model_name=portable(base.name, roots),
             license=BASE_LICENSES.get(base.serve_id, "other"), lora=dict(lora), adapter_bytes=adapter_bytes,
             adapter_sha256=adapter_sha, run_adapter_sha256=adapter_dir_sha256(run["adapter"]),
             max_adapter_mb=spec.deployment.max_adapter_mb,
             train={k: summ.get(k) for k in ("n_examples", "first_loss", "final_loss", "runtime_s", "train_tokens",
                                             "data_sha256")},
-            evaluation=run["evaluation"], n_sample_interactions=len(samples), sample_source=sample_source,
-            example_prompt=first_user or "Create a task called review budget", adapter_ref=str(out.resolve()),
+            evaluation=evaluation, n_sample_interactions=len(samples), sample_source=sample_source,
+            example_prompt=first_user or "Create a task called review budget", adapter_ref=".",
         )
         atomic_write_text(tmp / "README.md", render_card(facts))
         manifest = write_manifest(tmp, run_id=run_dir.name, card=facts.model_dump(mode="json"))

@@ -164,7 +164,7 @@ def render_card(f: CardFacts) -> str:
         "### Loading the Adapter", "```python",
         "from peft import PeftModel",
         "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
-        f'adapter = "{ref}"',
+        f'adapter = "{ref}"' + ("  # this folder: run the code from inside the package" if ref == "." else ""),
         f'base_model = AutoModelForCausalLM.from_pretrained("{f.base_model}")',
         "model = PeftModel.from_pretrained(base_model, adapter)",
         "tokenizer = AutoTokenizer.from_pretrained(adapter)", "```", "",

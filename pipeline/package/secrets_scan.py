@@ -9,26 +9,30 @@ Two kinds of evidence:
 
 A finding names the file, the line and the kind of secret, and shows the value masked
 (`hf_****… (37 chars)`): the secret itself is never printed, logged or returned.
-Text files are scanned whole; binary files only in their first megabyte (a safetensors
-header, where metadata strings live), because weights are numbers, not text.
+Every file is scanned whole, in every reading that can hide a secret: as UTF-8, as UTF-16
+when it looks like UTF-16 (a BOM, or NULs in every other byte), with JSON `\\uXXXX` escapes
+decoded, and binary files byte for byte (a token appended after a safetensors' weights is
+still ASCII). Patterns carry their own boundaries (a token glued to `token_` is still a token).
 """
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import Settings
 
-BINARY_SCAN_BYTES = 1 << 20
 TEXT_SUFFIXES = {".md", ".json", ".jsonl", ".yaml", ".yml", ".txt", ".py", ".jinja", ".cfg", ".toml", ".ini",
                  ".csv", ".html", ".env", ".sh", ""}
 
 PATTERNS: list[tuple[str, re.Pattern]] = [
-    ("OpenAI API key", re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
-    ("Hugging Face token", re.compile(r"\bhf_[A-Za-z0-9]{30,}\b")),
-    ("AWS access key id", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    # Boundaries are the token alphabets' own, not \b: `_` is a word character, so `\bhf_` misses
+    # `token_hf_...`; a letter or digit before `sk-` means a word like "task-..." instead.
+    ("OpenAI API key", re.compile(r"(?<![A-Za-z0-9])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}")),
+    ("Hugging Face token", re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}(?![A-Za-z0-9])")),
+    ("AWS access key id", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])")),
     ("AWS secret access key", re.compile(r"(?i)aws_secret_access_key\s*[=:]\s*[\"']?([A-Za-z0-9/+=]{40})")),
 ]
 _KEYS = (r"(?:password|passwd|pwd|api[_-]?key|secret(?:[_-]?key)?|access[_-]?token|auth[_-]?token|hf[_-]?token)")
@@ -76,11 +80,20 @@ def known_secrets(settings: Settings | None) -> list[tuple[str, str]]:
     return [(label, v) for label, v in out if v and len(v) >= 6]
 
 
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescape_json(line: str) -> str:
+    """`\\u0068\\u0066_...` -> `hf_...` (JSON writers escape what they like; a scan must not care)."""
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), line) if "\\u" in line else line
+
+
 def scan_text(text: str, file: str, extra: list[tuple[str, str]] = (), *, code: bool | None = None) -> list[SecretFinding]:
     if code is None:
         code = Path(file).suffix.lower() in CODE_SUFFIXES
     found: list[SecretFinding] = []
     for lineno, line in enumerate(text.splitlines(), 1):
+        line = _unescape_json(line)
         hit_spans: list[tuple[int, int]] = []
         for label, value in extra:
             start = line.find(value)
@@ -100,10 +113,33 @@ def scan_text(text: str, file: str, extra: list[tuple[str, str]] = (), *, code: 
     return found
 
 
+def _readings(data: bytes, text_file: bool) -> list[str]:
+    """The texts a file can be read as (see the module docstring)."""
+    out = [data.decode("utf-8", errors="replace")]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        out.append(data.decode("utf-16", errors="replace"))
+    else:
+        sample = data[:4096]
+        for enc, nul_at in (("utf-16-le", 1), ("utf-16-be", 0)):
+            # ASCII in UTF-16: a NUL in every other byte (mostly)
+            if len(sample) >= 8 and sample[nul_at::2].count(0) > 0.6 * (len(sample) // 2):
+                out.append(data.decode(enc, errors="replace"))
+    if not text_file:
+        # Byte for byte: an ASCII token anywhere in a binary file, whatever surrounds it.
+        out.append(data.decode("latin-1"))
+    return out
+
+
 def scan_file(path: Path, rel: str, extra: list[tuple[str, str]] = ()) -> list[SecretFinding]:
-    with open(path, "rb") as fh:
-        data = fh.read() if path.suffix.lower() in TEXT_SUFFIXES else fh.read(BINARY_SCAN_BYTES)
-    return scan_text(data.decode("utf-8", errors="replace"), rel, extra)
+    data = path.read_bytes()  # the whole file: a token after the first megabyte is still a token
+    text_file = path.suffix.lower() in TEXT_SUFFIXES
+    found, seen = [], set()
+    for text in _readings(data, text_file):
+        for f in scan_text(text, rel, extra):
+            if (f.kind, f.masked) not in seen:  # one finding per secret, whichever reading saw it
+                seen.add((f.kind, f.masked))
+                found.append(f)
+    return found
 
 
 def scan_folder(folder: str | Path, settings: Settings | None = None,

@@ -282,15 +282,22 @@ def parse_config(values: dict | TrainConfig, hw: "Hardware | None" = None) -> Tr
     return cfg
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """A config.yaml (a run's own, or a hand-written one)."""
+def load_config(path: str | Path, *, run: bool = False) -> TrainConfig:
+    """A config.yaml (a run's own, or a hand-written one). `run=True`: it must be a run's own,
+    whose TrainConfig sits under `train:`; a file without it (cut short by a crash or a full
+    disk) is named as broken rather than read as settings it never held."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_bytes().decode("utf-8-sig")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not valid UTF-8; restore the file or start a new run"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+        raise ConfigError([f"{path}: not valid YAML (the file may be cut short): {exc}"]) from None
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping of settings"])
+    if run and not isinstance(raw.get("train"), dict):
+        raise ConfigError([f"{path}: this run's config.yaml is incomplete (no `train:` section; the file looks "
+                           f"cut short). Restore it, or start a new run with another --out"])
     raw = raw.get("train", raw)  # a run's config.yaml keeps the TrainConfig under `train:`
     return parse_config(raw)
 

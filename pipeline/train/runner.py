@@ -19,6 +19,7 @@ loss) keeps `running` in status.json with a dead pid: `run_status` reports it as
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -33,6 +34,7 @@ from ..errors import UserError
 from ..jsonl import append_jsonl, atomic_write_text, write_json
 from ..runs import STATES, RunFolder, list_runs
 from ..settings import Settings
+from .checkpoints import checkpoint_step, intact_checkpoint
 from .config import ConfigError, Hardware, Resolved, TrainConfig, load_config, parse_config, resolve
 from .data import default_data_path, load_training_records, tokenize_records
 
@@ -168,8 +170,10 @@ def _callback_class():
     class RunFolderCallback(TrainerCallback):
         """metrics.jsonl + status.json as the Trainer logs; turns a stop request into save-and-stop."""
 
-        def __init__(self, run_dir: Path, stop_event: threading.Event, echo: bool):
+        def __init__(self, run_dir: Path, stop_event: threading.Event, echo: bool, token_offset: int = 0):
             self.run_dir, self.stop_event, self.echo = run_dir, stop_event, echo
+            # tokens trained before the checkpoint this process resumed from (TRL counts from 0 again)
+            self.token_offset = token_offset
             self.t0 = time.time()
             self.start_step = None
             self.last = None  # (time, tokens)
@@ -194,7 +198,7 @@ def _callback_class():
             if "loss" not in logs:
                 return
             now = time.time()
-            tokens = int(logs.get("num_tokens", 0))
+            tokens = int(logs.get("num_tokens", 0)) + self.token_offset
             done = max(1, state.global_step - (self.start_step or 0))
             elapsed = now - self.t0
             eta = elapsed / done * max(0, state.max_steps - state.global_step)
@@ -300,17 +304,26 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
             raise UserError(f"{out}: this run is still running (pid {st.get('pid')}); stop it before resuming")
         if st["state"] == "finished":
             raise UserError(f"{out}: this run already finished; start a new run with another --out")
-        config = load_config(out / CONFIG)
+        config = load_config(out / CONFIG, run=True)
     elif (out / CONFIG).is_file():
         raise UserError(f"{out} already holds a run; resume it with `python -m pipeline train --resume {out}` "
                         f"or choose a new --out (nothing was overwritten)")
     p = prepare(config, settings)
-    ckpt = last_checkpoint(out) if resume else None
+    ckpt, skipped = intact_checkpoint(out) if resume else (None, [])
+    if resume and ckpt is None and skipped:
+        raise UserError(f"{out}: no intact checkpoint to resume from (" +
+                        "; ".join(f"{name}: {why}" for name, why in skipped) +
+                        f"); start a new run with another --out")
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         atomic_write_text(out / CONFIG, yaml.safe_dump(config_record(p), sort_keys=False, allow_unicode=True))
         write_status(out, "queued", pid=os.getpid(), backend=p.res.backend)
-    write_status(out, "running", pid=os.getpid(), backend=p.res.backend, resumed_from=str(ckpt) if ckpt else None)
+    write_status(out, "running", pid=os.getpid(), backend=p.res.backend, resumed_from=str(ckpt) if ckpt else None,
+                 skipped_checkpoints=[f"{name}: {why}" for name, why in skipped])
+    for name, why in skipped:  # said even when quiet: which work is redone, and why
+        print(f"skipping {name}: {why}; resuming from {ckpt.name} (the broken one is kept as "
+              f"{CHECKPOINTS}/broken-{name})", file=sys.stderr, flush=True)
+        _set_aside(out / CHECKPOINTS / name)
     if echo:
         print(f"run {out}: {p.res.backend} backend on {p.hw.device_name}, {p.res.precision}, {len(p.records)} "
               f"approved conversations from {p.data_path}" + (f", resuming from {ckpt.name}" if ckpt else ""), flush=True)
@@ -319,7 +332,7 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
     t0 = time.time()
     try:
         with _StopSignals(stop_event):
-            summary = _train(p, out, ckpt, stop_event, echo, t0)
+            summary = _train(p, out, ckpt, stop_event, echo, t0, skipped)
     except BaseException as exc:
         msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, UserError) else str(exc)
         if isinstance(exc, KeyboardInterrupt):
@@ -330,7 +343,8 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
     return summary
 
 
-def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Event, echo: bool, t0: float) -> dict:
+def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Event, echo: bool, t0: float,
+           skipped: list[tuple[str, str]] = ()) -> dict:
     backend = _backend(p.res.backend)(p.cfg, p.res)
     model, tokenizer = backend.load(p.model_path)
     if stop_event.is_set():  # stopped while loading: nothing trained, nothing to save
@@ -349,7 +363,8 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
                              "assistant_tokens": data.label_tokens, "truncated": data.n_truncated,
                              "dropped": data.n_dropped}
         atomic_write_text(out / CONFIG, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
-    cb = _callback_class()(out, stop_event, echo)
+    token_offset = _rewind_metrics(out, ckpt) if ckpt is not None else 0
+    cb = _callback_class()(out, stop_event, echo, token_offset)
     from .backend_trl import build_trainer
 
     trainer = build_trainer(model, tokenizer, data.rows, p.cfg, p.res, out, [cb])
@@ -382,6 +397,7 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
         "backend": p.res.backend,
         "device": p.hw.device_name,
         "resumed_from": str(ckpt) if ckpt else None,
+        "skipped_checkpoints": [f"{name}: {why}" for name, why in skipped],
     }
     write_json(out / SUMMARY, summary)
     write_status(out, summary["state"], pid=None, step=trainer.state.global_step, max_steps=trainer.state.max_steps)
@@ -389,6 +405,26 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
         print(f"{summary['state']}: {summary['steps']}/{summary['max_steps']} steps, loss {summary['first_loss']} -> "
               f"{summary['final_loss']}, adapter {adapter_bytes:,} bytes in {out / ADAPTER}", flush=True)
     return summary
+
+
+def _set_aside(ckpt: Path) -> None:
+    """Rename a broken checkpoint out of the Trainer's way (it would save over it, or rotate it
+    as if it were good); nothing is deleted."""
+    target = ckpt.with_name(f"broken-{ckpt.name}")
+    if target.exists():
+        target = ckpt.with_name(f"broken-{ckpt.name}-{int(time.time())}")
+    ckpt.rename(target)
+
+
+def _rewind_metrics(out: Path, ckpt: Path) -> int:
+    """Drop metrics.jsonl rows past the checkpoint (steps the resumed run will train again, e.g.
+    after a kill -9 between two saves); return the token count at the checkpoint."""
+    step = checkpoint_step(ckpt)
+    rows = read_metrics(out)
+    kept = [m for m in rows if m.get("step", 0) <= step]
+    if len(kept) != len(rows):
+        atomic_write_text(RunFolder(out).metrics_path, "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in kept))
+    return int(kept[-1].get("tokens") or 0) if kept else 0
 
 
 def _segments(metrics: list[dict]) -> list[float]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from pipeline.arena import Arena, ArenaSession, Limits
+from pipeline.arena import Arena, ArenaSession, Limits, stats
 from pipeline.arena.battle import VOTE_LABELS
 from pipeline.arena.sync import VoteSync
 
@@ -77,8 +77,7 @@ def _results_markdown(r: dict) -> str:
     if not r["votes"]:
         return "No votes yet."
     o, v = r["outcomes"], r["voters"]
-    lines = [f"**{r['votes']} vote{'s' if r['votes'] != 1 else ''}** from **{v['voters']} "
-             f"voter{'s' if v['voters'] != 1 else ''}** "
+    lines = [f"**{stats.voters_line(v)}** "
              f"(votes per voter: mean {v['votes_per_voter_mean']:.1f}, median {v['votes_per_voter_median']}, "
              f"max {v['votes_per_voter_max']}). Outcomes: left {o['left']}, right {o['right']}, "
              f"tie {o['tie']}, both bad {o['both_bad']}."]
@@ -158,9 +157,16 @@ def create_tab(ctx) -> None:
             exp_jsonl = gr.Button("Export JSONL", size="sm")
         exp_file = gr.File(label="Export", interactive=False, visible=False)
 
+    def voter(s, request):
+        """The session, with the address the access control trusts (for the vote caps)."""
+        headers = getattr(request, "headers", None) or {}
+        agent = headers.get("user-agent", "") if hasattr(headers, "get") else ""
+        return arena.session(s, *_who(request), address=ctx.access.client_key(request) if request else None,
+                             client=agent)
+
     # ---- handlers (one pipeline call each) -------------------------------------------------------
     def on_send(text, s, request: gr.Request):
-        s = arena.session(s, *_who(request))
+        s = voter(s, request)
         off = [gr.Button(interactive=False)] * 4
         for up in arena.send(s, text):
             lc, rc = _chats(s, up.left, up.right)
@@ -171,7 +177,7 @@ def create_tab(ctx) -> None:
 
     def make_vote(choice: str):
         def on_vote(s, request: gr.Request):
-            s = arena.session(s, *_who(request))
+            s = voter(s, request)
             r = arena.vote(s, choice)
             text = (f"**You voted: {VOTE_LABELS[choice]}.** Model A (left) was **{r['left_name']}** "
                     f"(`{r['left']}`); Model B (right) was **{r['right_name']}** (`{r['right']}`).")
@@ -188,12 +194,17 @@ def create_tab(ctx) -> None:
         return gr.Group(visible=False)
 
     def on_new(s, request: gr.Request):
-        s = arena.new_battle(arena.session(s, *_who(request)))
+        s = arena.new_battle(voter(s, request))
         off = [gr.Button(interactive=False)] * 4
         return [], [], s, *off, "", _status(s, limits), gr.Group(visible=False)
 
+    def on_clear(s):
+        # A chat's trash icon empties only that side in the browser; a blind battle is one
+        # conversation on both sides, so both are put back as the battle has them.
+        return _chats(s) if isinstance(s, ArenaSession) else ([], [])
+
     def on_draw(s, request: gr.Request):
-        s = arena.session(s, *_who(request))
+        s = voter(s, request)
         return arena.draw_prompt(s), s
 
     def on_results():
@@ -232,6 +243,8 @@ def create_tab(ctx) -> None:
     new.click(on_new, [state], [chat_left, chat_right, state, *vote_buttons, reveal, status, trait_box],
               api_name="arena_new")
     draw.click(on_draw, [state], [prompt, state], api_name="arena_draw")
+    for chat in (chat_left, chat_right):
+        chat.clear(on_clear, [state], [chat_left, chat_right], api_name=False, queue=False, show_progress="hidden")
     refresh.click(on_results, None, [summary, vs_base, per_cat, bt], api_name="arena_results",
                   concurrency_limit=2)
     exp_csv.click(make_export("csv"), None, [exp_file], api_name="arena_export_csv")

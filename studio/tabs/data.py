@@ -148,31 +148,42 @@ def create_tab(ctx) -> None:
         status, log = api.job_status(jobs, job.id)
         return f"Started `{job.command}`", status, log
 
+    # A quick stage changes the candidate set: its handler returns the overview too, so the
+    # summary, the charts and the set-aside table never show the state before the stage.
+    def with_overview(message, *job_fields):
+        return (message, *job_fields, *on_refresh(None))
+
     def on_filter(kind, score):
         if kind == "llm":
             job = api.start_job(jobs, settings, "filter", {"judge": "llm", "min_score": score})
             status, log = api.job_status(jobs, job.id)
-            return f"Started `{job.command}`", status, log
-        return api.run_quick(settings, "filter", {"min_score": score}), gr.skip(), gr.skip()
+            return (f"Started `{job.command}`", status, log, *(gr.skip() for _ in overview_outputs), gr.skip())
+        return with_overview(api.run_quick(settings, "filter", {"min_score": score}), gr.skip(), gr.skip())
+
+    def on_dedupe(threshold, eval_threshold):
+        return with_overview(api.run_quick(settings, "dedupe", {"threshold": threshold,
+                                                                "eval_threshold": eval_threshold}))
 
     def on_balance(target, offline_only, curated, kind, conc, reqs, cost):
         if offline_only:
-            return (api.run_quick(settings, "balance", {"target_per_scenario": target, "with_curated": curated}),
-                    gr.skip(), gr.skip())
-        return on_job("balance", target, False, curated, kind, conc, reqs, cost)
+            msg = api.run_quick(settings, "balance", {"target_per_scenario": target, "with_curated": curated})
+            return (msg, gr.skip(), gr.skip(), *on_refresh(target))
+        return (*on_job("balance", target, False, curated, kind, conc, reqs, cost),
+                *(gr.skip() for _ in overview_outputs), gr.skip())
 
     job_outputs = [stage_out, job_md, job_log]
+    stage_outputs = job_outputs + overview_outputs + [rejected_table]
     refresh_btn.click(on_refresh, inputs=[per_target], outputs=overview_outputs + [rejected_table],
                       api_name="data_overview")
     gr.on([generate_btn.click], lambda *v: on_job("generate", *v),
           inputs=[per_scenario, limit, concurrency, max_requests, max_cost], outputs=job_outputs,
           api_name="data_generate")
-    filter_btn.click(on_filter, inputs=[judge_kind, min_score], outputs=job_outputs, api_name="data_filter")
-    dedupe_btn.click(lambda t, e: api.run_quick(settings, "dedupe", {"threshold": t, "eval_threshold": e}),
-                     inputs=[dd_threshold, dd_eval], outputs=[stage_out], api_name="data_dedupe")
+    filter_btn.click(on_filter, inputs=[judge_kind, min_score], outputs=stage_outputs, api_name="data_filter")
+    dedupe_btn.click(on_dedupe, inputs=[dd_threshold, dd_eval], outputs=[stage_out] + overview_outputs + [rejected_table],
+                     api_name="data_dedupe")
     balance_btn.click(on_balance, inputs=[per_target, offline, with_curated, judge_kind, concurrency, max_requests,
                                           max_cost],
-                      outputs=job_outputs, api_name="data_balance")
+                      outputs=stage_outputs, api_name="data_balance")
     target_btn.click(lambda *v: on_job("target", *v),
                      inputs=[results_path, per_trait, judge_kind, concurrency, max_requests, max_cost],
                      outputs=job_outputs, api_name="data_target")

@@ -61,8 +61,7 @@ def create_tab(ctx) -> None:
                 v.file)
 
     def fill_runs():
-        runs = api.evaluable_runs(settings)
-        return gr.update(choices=runs, value=runs[0] if runs else None)
+        return gr.update(choices=api.evaluable_runs(settings), value=api.default_run(jobs, settings))
 
     refresh.click(lambda: gr.update(choices=api.evaluable_runs(settings)), outputs=[run], api_name="eval_runs")
     run.change(show, inputs=[run], outputs=view_outputs, api_name="eval_view")

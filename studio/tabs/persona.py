@@ -14,6 +14,9 @@ from __future__ import annotations
 import gradio as gr
 
 from pipeline import persona_store as store
+from pipeline.spec import SpecError
+
+from ..guard import info, toast_text, user_message
 
 SOURCE_CHOICES = [("Blank template", "blank"), ("Copy of another persona", "copy"),
                   ("Drafted by the LLM from a description", "draft")]
@@ -41,14 +44,18 @@ def create_tab(ctx) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             spec_box = gr.Code(label="persona.yaml (the five components, success criteria, deployment)",
-                               language="yaml", lines=24, max_lines=40, interactive=True, elem_id="persona-spec")
+                               language="yaml", lines=24, max_lines=40, interactive=True, elem_id="persona-spec",
+                               visible=False)
             scen_box = gr.Code(label="scenarios.yaml (scenario matrix: category -> priority, target_count, scenarios)",
-                               language="yaml", lines=10, max_lines=30, interactive=True, elem_id="persona-scenarios")
+                               language="yaml", lines=10, max_lines=30, interactive=True, elem_id="persona-scenarios",
+                               visible=False)
             with gr.Row():
                 validate_btn = gr.Button("Validate", elem_id="persona-validate")
                 save_btn = gr.Button("Save", variant="primary", elem_id="persona-save")
             gr.Markdown("*Save* validates both files first and lists every problem; nothing is written until they "
                         "are valid. The previous version is backed up under `state/persona_backups/`.")
+            # Problems stay here, next to the editors and buttons that caused them (a toast fades).
+            problems = gr.Markdown(elem_id="persona-problems")
             cli = gr.Markdown(elem_id="persona-cli")
         with gr.Column(scale=1):
             preview = gr.Markdown(label="PERSONA_SPEC.md preview", elem_id="persona-preview", max_height=900)
@@ -76,32 +83,56 @@ def create_tab(ctx) -> None:
         name = name or settings.persona
         return _view_outputs(store.open_persona(settings, name), settings)
 
+    def _problems(exc: SpecError) -> str:
+        gr.Warning(toast_text(user_message(exc)))
+        return "**Not valid yet; fix these and try again:**\n\n" + "\n".join(f"- {p}" for p in exc.problems)
+
     def on_validate(state: dict, spec_text: str, scen_text: str):
         name = (state or {}).get("name") or settings.persona
-        p = store.validate_texts(name, spec_text or "", scen_text or "")
-        gr.Info(f"{name} is valid.")
+        try:
+            p = store.validate_texts(name, spec_text or "", scen_text or "")
+        except SpecError as exc:
+            return gr.skip(), _problems(exc)
+        info(f"{name} is valid.")
         return (f"Valid: {p.spec.display_name}, {len(p.spec.traits)} traits, {len(p.spec.boundaries)} boundaries, "
-                f"{len(p.scenarios.categories)} categories, target {p.scenarios.total_target} examples.")
+                f"{len(p.scenarios.categories)} categories, target {p.scenarios.total_target} examples."), ""
 
     def on_save(state: dict, spec_text: str, scen_text: str):
         state = state or {}
         if not state.get("name"):
             raise gr.Error("Open a persona first (pick one in the Persona list).")
-        view = store.save_persona(settings, state["name"], spec_text or "", scen_text or "",
-                                  base_hash=state.get("hash"))
-        gr.Info(view.message)
-        return _view_outputs(view, settings)
+        try:
+            view = store.save_persona(settings, state["name"], spec_text or "", scen_text or "",
+                                      base_hash=state.get("hash"))
+        except SpecError as exc:
+            return (*(gr.skip() for _ in outputs), _problems(exc))
+        info(view.message)
+        return (*_view_outputs(view, settings), "")
 
     def on_create(name: str, src: str, original: str | None, desc: str):
         view = store.create_persona(settings, (name or "").strip(), src, copy_from=original, description=desc)
-        gr.Info(view.message)
+        info(view.message)
         return _view_outputs(view, settings)
 
-    gr.on([picker.input, reload_btn.click], on_open, inputs=[picker], outputs=outputs, api_name="persona_open")
+    # The editors are (re)mounted after their text arrives: the browser's code editor records a
+    # value set from outside as an undoable edit, so Ctrl+Z past your own edits would blank the
+    # file (bug 4). Hidden (not rendered), filled, shown again: its undo history starts at the file.
+    editors = [spec_box, scen_box]
+
+    def hide():
+        return gr.Code(visible=False), gr.Code(visible=False)
+
+    def show():
+        return gr.Code(visible=True), gr.Code(visible=True)
+
+    gr.on([picker.input, reload_btn.click], hide, outputs=editors, api_name=False, queue=False) \
+        .then(on_open, inputs=[picker], outputs=outputs, api_name="persona_open") \
+        .then(show, outputs=editors, api_name=False, queue=False)
     # Fill the editors when the page opens (a protected handler: nothing leaks to anonymous visitors).
-    _on_page_load(lambda: on_open(None), outputs)
-    validate_btn.click(on_validate, inputs=[loaded, spec_box, scen_box], outputs=[status], api_name="persona_validate")
-    save_btn.click(on_save, inputs=[loaded, spec_box, scen_box], outputs=outputs, api_name="persona_save")
+    _on_page_load(lambda: on_open(None), outputs).success(show, outputs=editors, api_name=False, queue=False)
+    validate_btn.click(on_validate, inputs=[loaded, spec_box, scen_box], outputs=[status, problems],
+                       api_name="persona_validate")
+    save_btn.click(on_save, inputs=[loaded, spec_box, scen_box], outputs=outputs + [problems], api_name="persona_save")
     create_btn.click(on_create, inputs=[new_name, source, copy_from, description], outputs=outputs,
                      api_name="persona_create")
 
@@ -110,4 +141,4 @@ def _on_page_load(fn, outputs) -> None:
     """Register `fn` on the enclosing Blocks' page load (tabs receive ctx, not the Blocks)."""
     from gradio.context import Context
 
-    Context.root_block.load(fn, outputs=outputs, api_name="persona_load")
+    return Context.root_block.load(fn, outputs=outputs, api_name="persona_load")

@@ -10,13 +10,28 @@ raise UserError, which the studio shell shows as a warning (studio/guard.py).
 
 from __future__ import annotations
 
+import shlex
+
 import gradio as gr
 
 from pipeline.hub import PushConfig, push_package
 from pipeline.package import (PackageConfig, build_package, default_package_dir, publishable_runs,
                               validate_package)
 
+from ..guard import USER_ERRORS, toast_text, user_message
+
 FINDING_HEADERS = ["level", "file", "problem", "fix"]
+
+
+def push_command(cfg: PushConfig) -> str:
+    """The `python -m pipeline push` line that does what the form does (token never shown)."""
+    argv = ["HF_TOKEN=...", "python -m pipeline push", shlex.quote(cfg.package), "--repo-id", shlex.quote(cfg.repo_id)]
+    argv.append("--private" if cfg.private else "--public")
+    if cfg.dataset_repo:
+        argv += ["--dataset-repo", shlex.quote(cfg.dataset_repo)]
+    if cfg.override_validation:
+        argv.append("--override-validation")
+    return " ".join(argv)
 
 
 def create_tab(ctx) -> None:
@@ -65,13 +80,20 @@ def create_tab(ctx) -> None:
         return rep.markdown(), rep.rows()
 
     def do_push(run_dir, token_value, repo, ds_repo, is_private, force):
-        cfg = PushConfig(package=str(default_package_dir(run_dir, settings)), repo_id=repo or "",
-                         private=bool(is_private), override_validation=bool(force),
-                         dataset_repo=(ds_repo or "").strip() or None)
-        result = push_package(cfg, settings, token=token_value)
-        return result.markdown(), "", (f"Same from the command line: `HF_TOKEN=... python -m pipeline push "
-                                       f"{cfg.package} --repo-id {cfg.repo_id}"
-                                       + ("" if cfg.private else " --public") + "`")
+        cli = ""
+        try:
+            cfg = PushConfig(package=str(default_package_dir(run_dir, settings)), repo_id=repo or "",
+                             private=bool(is_private), override_validation=bool(force),
+                             dataset_repo=(ds_repo or "").strip() or None)
+            cli = "Same from the command line: `" + push_command(cfg) + "`"
+            result = push_package(cfg, settings, token=token_value)
+        except USER_ERRORS as exc:
+            # The token field is cleared whatever happened (it must not linger in the page), and
+            # the reason stays on the page next to the button, not only in a toast.
+            msg = user_message(exc)
+            gr.Warning(toast_text(msg))
+            return f"**Push failed:** {msg}", "", cli
+        return result.markdown(), "", cli
 
     refresh.click(refresh_runs, outputs=run, api_name="publish_runs")
     package_btn.click(do_package, inputs=run, outputs=[package_md, cli_md], api_name="publish_package")
