@@ -87,6 +87,21 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
+@dataclass
+class JobView:
+    job: Job | None
+    status: str  # markdown: label, state, the command
+    log: str     # the last lines of its output
+
+
+# Job kinds under an older name, as job.json files written before the rename hold them.
+KIND_ALIASES = {"eval": "evaluate"}
+
+
+def _kind(kind: str | None) -> str | None:
+    return KIND_ALIASES.get(kind, kind)
+
+
 def _quote(a: str) -> str:
     import shlex
 
@@ -171,7 +186,7 @@ class JobManager:
                 exit_info = json.loads((d / "exit.json").read_text())
             except json.JSONDecodeError:
                 exit_info = None
-        return Job(meta["id"], meta["kind"], meta["argv"], d, meta["pid"], meta["started_at"],
+        return Job(meta["id"], _kind(meta["kind"]), meta["argv"], d, meta["pid"], meta["started_at"],
                    meta.get("run_dir"), meta.get("label", ""), exit_info)
 
     def get(self, job_id: str) -> Job | None:
@@ -183,11 +198,19 @@ class JobManager:
         if not self.root.is_dir():
             return []
         jobs = [j for d in sorted(self.root.iterdir(), reverse=True) if d.is_dir() and (j := self._load(d))]
-        return [j for j in jobs if kind is None or j.kind == kind]
+        return [j for j in jobs if kind is None or j.kind == _kind(kind)]
 
     def latest(self, kind: str) -> Job | None:
         jobs = self.list(kind)
         return jobs[0] if jobs else None
+
+    def view(self, kind: str, job_id: str | None = None, *, lines: int = 25, none: str | None = None) -> "JobView":
+        """What a tab shows of a job: the given one, else the latest of `kind` (what a refreshed
+        page re-attaches to): a markdown status line and the log tail."""
+        job = self.get(job_id) if job_id else self.latest(kind)
+        if job is None:
+            return JobView(None, none or f"No {kind} job has run yet.", "")
+        return JobView(job, f"**{job.label or job.kind}**: {job.state} · `{job.command}`", job.log_tail(lines))
 
     def stop(self, job_id: str, force: bool = False) -> Job | None:
         job = self.get(job_id)

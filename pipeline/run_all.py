@@ -166,7 +166,7 @@ def stage_train(out: Path, preset: RunPreset, settings: Settings, persona: str, 
 def stage_evaluate(out: Path, preset: RunPreset, settings: Settings, persona: str, base: str, echo: bool) -> tuple[str, dict]:
     run = RunFolder(out)
     if not run.has_results():
-        argv = ["eval", "--run", str(out), "--judge", preset.judge]
+        argv = ["evaluate", "--run", str(out), "--judge", preset.judge]
         run_stage(argv + (["--limit", str(preset.eval_limit)] if preset.eval_limit else []), settings, echo)
         state = "done"
     else:

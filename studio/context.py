@@ -25,6 +25,7 @@ class StudioContext:
     # build_app already protects every handler of an admin tab; tabs need not call it.
     access: AccessControl = None  # type: ignore[assignment]
     _engines: dict = field(default_factory=dict)
+    _arena: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
@@ -35,6 +36,18 @@ class StudioContext:
 
     def persona(self, name: str | None = None) -> Persona:
         return load_persona(self.settings.persona_dir(name))
+
+    def arena(self):
+        """The studio's one Arena (votes store, batcher, Hub sync), built on first use from the
+        settings and the environment's limits; it shares the chat engine with every other tab."""
+        from pipeline.arena import Arena, Limits
+        from pipeline.arena.sync import VoteSync
+
+        with self._lock:
+            if self._arena is None:
+                self._arena = Arena(self.settings, self.engine, limits=Limits.from_env(),
+                                    sync=VoteSync.from_env(self.settings))
+            return self._arena
 
     def engine(self, base: str | None = None):
         """The shared ChatEngine for `base` (default: the studio's base model), loaded once."""

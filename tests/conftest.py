@@ -77,3 +77,45 @@ def write_results(run_dir: Path, *, gates: list[dict] | None = None, pairs: list
         "judge": {"kind": "rubric", "name": "rubric"}, "eval_set": {"path": "eval.yaml", "sha256": "0", "n": 0},
         "adapter": {"path": "adapter", "sha256": None, "size_bytes": None}, "run_config": {}, **fields}))
     return run.results_path
+
+
+# ---- the real app on 127.0.0.1 ------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class launched:
+    """`with launched(demo) as url:` serves any Gradio Blocks (queued) on a free 127.0.0.1 port
+    and closes it afterwards; `queue` and `launch` take Gradio's own arguments."""
+
+    def __init__(self, demo, *, queue: dict | None = None, **launch):
+        self.demo, self.queue, self.launch = demo, queue or {}, {"quiet": True, **launch}
+
+    def __enter__(self) -> str:
+        self.demo.queue(**self.queue)
+        port = free_port()
+        self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **self.launch)
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc):
+        self.demo.close()
+
+
+@pytest.fixture()
+def launched_studio():
+    """`with launched_studio(settings[, ctx]) as url:` the studio of `build_app(settings)`, served
+    for real (one place for the launch boilerplate every app-level test needs)."""
+
+    def start(settings: Settings, ctx=None, *, queue: dict | None = None, **launch) -> launched:
+        from studio.app import build_app
+
+        demo = build_app(settings, ctx) if ctx is not None else build_app(settings)
+        # the launch settings app.py uses (upload caps, ...), so the test serves what users get
+        return launched(demo, queue=queue, **{**getattr(demo, "studio_launch_kwargs", {}), **launch})
+
+    return start

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from dataclasses import replace
 
 import pytest
@@ -17,11 +16,7 @@ from pipeline.dataset.workspace import DataPaths
 from pipeline.settings import REPO_ROOT, Endpoint, Settings
 from pipeline.testing.openai_server import OpenAIServer
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import launched
 
 
 @pytest.fixture()
@@ -31,20 +26,10 @@ def root_settings(tmp_path) -> Settings:
                              cache_dir=tmp_path / "cache")
 
 
-class served:
-    def __init__(self, settings: Settings):
-        from studio.app import build_app
+def served(settings: Settings) -> launched:
+    from studio.app import build_app
 
-        self.demo = build_app(settings)
-        self.demo.queue()
-        self.port = _free_port()
-
-    def __enter__(self) -> str:
-        self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True, quiet=True)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc):
-        self.demo.close()
+    return launched(build_app(settings))
 
 
 def test_data_tab_end_to_end(root_settings):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -23,19 +22,13 @@ from pipeline.jobs import JobManager
 from pipeline.settings import Settings
 from pipeline.spec import SpecError
 
-from .conftest import REPO
+from .conftest import REPO, launched
 
 
 @pytest.fixture()
 def root_settings(tmp_path) -> Settings:
     shutil.copytree(REPO / "data", tmp_path / "root" / "data")
     return Settings.from_env(env={}, root=tmp_path / "root", work_dir=tmp_path / "work", cache_dir=REPO / ".cache")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- 1. toasts render HTML: "<id>" and "<unicode string>" must survive ----------------------
@@ -139,12 +132,8 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
     assert "--override-validation" in line and "--public" in line and "--dataset-repo me/tm-data" in line
     assert "--override-validation" not in push_command(PushConfig(package="p", repo_id="me/tm"))
 
-    demo = build_app(root_settings)
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+    with launched(build_app(root_settings)) as url:
+        client = Client(url, verbose=False)
         # A push that fails (a run not packaged yet): the token field comes back empty, the reason
         # is on the page, and the command line names the override.
         (root_settings.runs_dir / "r1").mkdir(parents=True)
@@ -153,8 +142,6 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
         assert token == "", "the token field is cleared after a failed push"
         assert "Push failed" in result and "hf_secret_token" not in result + cli
         assert "--override-validation" in cli
-    finally:
-        demo.close()
 
     # 12: the per-chat trash icon empties one side in the browser; the clear handler puts both
     # sides back from the battle (and the CSS hides the icon).

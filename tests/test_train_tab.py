@@ -3,7 +3,6 @@ started from the tab, one job at a time, re-attach from a new session, the runs 
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import yaml
@@ -15,15 +14,7 @@ from pipeline.runs import RunFolder
 from pipeline.settings import REPO_ROOT, Settings
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_model_dir):
-    from studio.app import build_app
-
+def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_model_dir, launched_studio):
     data = tmp_path / "train.jsonl"
     write_jsonl(data, [{"id": f"t{i}", "category": "task_creation", "scenario": "Create a simple task",
                         "messages": [{"role": "user", "content": f"add task {i}"},
@@ -31,12 +22,7 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
                         "review": {"status": "approved"}} for i in range(6)])
     settings = Settings.from_env(env={}, work_dir=tmp_path / "work", cache_dir=REPO_ROOT / ".cache",
                                  base_model=str(tiny_model_dir))
-    demo = build_app(settings)
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with launched_studio(settings) as url:
         client = Client(url, verbose=False)
         # the form: preset, base, persona, data, r, alpha, dropout, targets, epochs, batch, accum, lr, max_len,
         # warmup, max_steps, batching, layers
@@ -66,5 +52,3 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         assert [row[0] for row in plot_rows] == [1, 2, 3]
         table = other.predict(api_name="/train_runs")
         assert table["data"][0][0] == run_dir.name and table["data"][0][1] == "finished"
-    finally:
-        demo.close()

@@ -22,13 +22,13 @@ BASE_ID = "base"
 Z95 = 1.959964
 
 
-def wilson(k: float, n: int, z: float = Z95) -> tuple[float | None, float | None, float | None]:
+def rate_with_interval(k: float, n: int, z: float = Z95) -> tuple[float | None, float | None, float | None]:
     """(rate, low, high) of k successes (ties may count 0.5) in n trials; all None when n == 0."""
-    from ..evaluation.stats import wilson as _wilson  # one Wilson for the whole studio
+    from ..evaluation.stats import wilson  # one Wilson for the whole studio
 
     if n <= 0:
         return None, None, None
-    lo, hi = _wilson(k, n, z)
+    lo, hi = wilson(k, n, z)
     return k / n, lo, hi
 
 
@@ -47,7 +47,7 @@ def _tally(votes: list[dict], model: str, other: str) -> dict:
             c["losses"] += 1
     decisive = c["wins"] + c["losses"]
     n = decisive + c["tie"] + c["both_bad"]
-    rate, lo, hi = wilson(c["wins"] + 0.5 * (c["tie"] + c["both_bad"]), n)
+    rate, lo, hi = rate_with_interval(c["wins"] + 0.5 * (c["tie"] + c["both_bad"]), n)
     return {"model": model, "opponent": other, "votes": n,
             "wins": c["wins"], "losses": c["losses"], "ties": c["tie"], "both_bad": c["both_bad"],
             "win_rate": rate, "ci_low": lo, "ci_high": hi,
@@ -196,7 +196,7 @@ def human_judge_agreement(votes: list[dict], judge: list[dict]) -> dict:
             if v["winner"] and jw not in ("tie", None):
                 decisive += 1
                 agree += int(jw == v["winner"])
-    rate, lo, hi = wilson(agree, decisive)
+    rate, lo, hi = rate_with_interval(agree, decisive)
     return {"matched": matched, "decisive_both": decisive, "agree": agree, "agreement": rate,
             "ci_low": lo, "ci_high": hi}
 

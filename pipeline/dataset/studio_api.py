@@ -103,10 +103,8 @@ def start_job(jobs: JobManager, settings: Settings, action: str, params: dict):
 
 def job_status(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:
     """(markdown status line, log tail) of the given or latest data job."""
-    job = jobs.get(job_id) if job_id else jobs.latest(JOB_KIND)
-    if job is None:
-        return "No data job has run yet.", ""
-    return (f"**{job.label or job.kind}**: {job.state} · `{job.command}`", job.log_tail(25))
+    v = jobs.view(JOB_KIND, job_id, none="No data job has run yet.")
+    return v.status, v.log
 
 
 def stop_job(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:

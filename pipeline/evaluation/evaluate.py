@@ -1,6 +1,6 @@
 """run_eval: the seed's Phase 3 on a training run folder.
 
-    python -m pipeline eval --run runs/<id> [--judge rubric|llm] [--eval-set FILE] [--limit N]
+    python -m pipeline evaluate --run runs/<id> [--judge rubric|llm] [--eval-set FILE] [--limit N]
 
 Reads runs/<id>/config.yaml (base_model, persona), train_summary.json (final_loss,
 adapter_size_bytes) and adapter/. Base and adapter answer every eval prompt (one ChatEngine:
@@ -26,13 +26,13 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..inference import ChatEngine, SamplingConfig
-from ..jsonl import read_jsonl, write_json, write_jsonl, atomic_write_text
+from ..jsonl import atomic_write_text, file_sha256, read_jsonl, write_json, write_jsonl
 from ..judges import JUDGE_KINDS, get_judge, get_pairwise
 from ..judges.base import JudgeItem
 from ..judges.pairwise import PairItem
 from ..runs import RunFolder
 from ..spec import load_persona
-from .evalset import file_sha256, load_eval_set
+from .evalset import load_eval_set
 from .gates import check_quality_gates, decision
 from .metrics import ab_summary, compute_metrics, worst_replies
 from .plan import build_plan, failing_rows

@@ -131,7 +131,7 @@ def load_results(path: str | Path) -> EvaluationResults:
     if path.is_dir():
         path = path / RESULTS_FILE
     if not path.is_file():
-        raise UserError(f"evaluation results not found: {path}; run `python -m pipeline eval --run runs/<id>` first")
+        raise UserError(f"evaluation results not found: {path}; run `python -m pipeline evaluate --run runs/<id>` first")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -1,6 +1,6 @@
 """What the studio's Evaluate tab calls (one call per callback; no Gradio here).
 
-The evaluation itself always runs as a background job (`python -m pipeline eval ...` via
+The evaluation itself always runs as a background job (`python -m pipeline evaluate ...` via
 JobManager): generation on CPU takes minutes and must survive a page refresh. The tab reads
 the results back through the run folder (`RunFolder.results()`, the typed results model).
 """
@@ -17,7 +17,7 @@ from ..jobs import JobManager
 from ..settings import Settings
 from ..runs import RunFolder, list_runs
 
-JOB_KIND = "eval"
+JOB_KIND = "evaluate"
 
 
 def evaluable_runs(settings: Settings) -> list[str]:
@@ -40,7 +40,7 @@ def default_run(jobs: JobManager, settings: Settings) -> str | None:
 def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | None) -> list[str]:
     if not run:
         raise UserError("choose a run folder first (runs/<id> with an adapter/); train one in the Train tab")
-    argv = ["eval", "--run", str(run), "--judge", judge]
+    argv = ["evaluate", "--run", str(run), "--judge", judge]
     if limit:
         argv += ["--limit", str(int(limit))]
     if max_new_tokens:
@@ -62,10 +62,8 @@ def start_eval(jobs: JobManager, settings: Settings, run: str, judge: str, limit
 
 
 def job_status(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:
-    job = jobs.get(job_id) if job_id else jobs.latest(JOB_KIND)
-    if job is None:
-        return "No evaluation has run yet.", ""
-    return f"**{job.label or job.kind}**: {job.state} · `{job.command}`", job.log_tail(25)
+    v = jobs.view(JOB_KIND, job_id, none="No evaluation has run yet.")
+    return v.status, v.log
 
 
 def stop_eval(jobs: JobManager) -> tuple[str, str]:

@@ -98,7 +98,7 @@ def packaging_inputs(folder: RunFolder) -> dict:
     evaluation = folder.results()
     if evaluation is None:
         raise UserError(f"run {folder.id} has no evaluation ({folder.results_path}): evaluate it first "
-                        "(Evaluate tab, or `python -m pipeline eval --run RUN`), then package")
+                        "(Evaluate tab, or `python -m pipeline evaluate --run RUN`), then package")
     if not config.get("base_model"):
         raise UserError(f"{folder.config_path}: base_model is missing; the package needs to know its base model")
     return {"dir": folder.path, "config": config, "status": status, "evaluation": evaluation.to_dict(),

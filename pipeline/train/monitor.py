@@ -158,10 +158,11 @@ class View:
 
 def attach(jobs, job_id: str | None = None) -> View:
     """The given training job, or the latest one (what a refreshed page re-attaches to)."""
-    job = jobs.get(job_id) if job_id else jobs.latest(KIND)
+    jv = jobs.view(KIND, job_id, lines=15)
+    job = jv.job
     if job is None:
         return View(None, "idle", "No training run yet: pick a preset, check the plan, press Start.")
-    view = View(job.id, job.state, "", run_dir=job.run_dir, log=job.log_tail(15), command=job.command)
+    view = View(job.id, job.state, "", run_dir=job.run_dir, log=jv.log, command=job.command)
     if job.run_dir and Path(job.run_dir).is_dir():
         try:
             st = RunFolder(job.run_dir).status()

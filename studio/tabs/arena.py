@@ -15,9 +15,8 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from pipeline.arena import Arena, ArenaSession, Limits, stats
+from pipeline.arena import ArenaSession, Limits, stats
 from pipeline.arena.battle import VOTE_LABELS
-from pipeline.arena.sync import VoteSync
 
 # Up to `limits.batch_battles` Send handlers wait at once; pipeline.arena's batcher answers the
 # battles that are waiting together in one batched generate (one base model in memory). More
@@ -111,8 +110,8 @@ def _table(rows: list[dict], cols: list[str]) -> pd.DataFrame:
 
 def create_tab(ctx) -> None:
     settings = ctx.settings
-    limits = Limits.from_env()
-    arena = Arena(settings, ctx.engine, limits=limits, sync=VoteSync.from_env(settings))
+    arena = ctx.arena()
+    limits = arena.limits
 
     state = gr.State(None)
     gr.Markdown("Two anonymous models answer the same prompt side by side. Read both, then vote; the names "

@@ -1,6 +1,6 @@
 """The Evaluate tab: run an evaluation (background job), then read its gates and evidence.
 
-Top: choose a run, a judge, and start `python -m pipeline eval --run ...` as a background
+Top: choose a run, a judge, and start `python -m pipeline evaluate --run ...` as a background
 job (the command is shown; the status and log are polled from the job's files, so a refresh
 loses nothing). Below: the decision, the gates with PASS/FAIL and their numbers, trait means
 base vs adapter, the per-category table, the A/B result, the worst replies, and the

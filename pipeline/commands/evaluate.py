@@ -1,4 +1,4 @@
-"""`python -m pipeline eval --run runs/<id> [--judge rubric|llm]`: base vs adapter, gates."""
+"""`python -m pipeline evaluate --run runs/<id> [--judge rubric|llm]` (alias `eval`): base vs adapter, gates."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from .respond import add_sampling_args, sampling_from
 def register(sub) -> None:
     from ..evaluation.respond import EVAL_MAX_NEW_TOKENS
 
-    p = sub.add_parser("eval", help="evaluate a trained adapter against its base model; quality gates")
+    # `evaluate` is the stage's name everywhere (CLI, job kind, tab, `pipeline run --stages`); `eval` stays for scripts.
+    p = sub.add_parser("evaluate", aliases=["eval"],
+                       help="evaluate a trained adapter against its base model; quality gates (alias: eval)")
     p.add_argument("--run", required=True, help="training run folder (runs/<id>)")
     p.add_argument("--judge", choices=JUDGE_KINDS, default="rubric")
     p.add_argument("--eval-set", help="eval prompts (default: <persona>/eval.yaml)")
