@@ -27,7 +27,7 @@ PERSONA_DIR = REPO / "data" / "personas" / "taskmaster"
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer random Llama with a locally trained tokenizer and a ChatML template."""
-    from pipeline.tiny_model import build_tiny_llama
+    from pipeline.testing.tiny_model import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
@@ -48,12 +48,22 @@ def embedded_model_dir() -> Path:
     return prepare_embedded(Settings.from_env(env={}, cache_dir=REPO / ".cache"))
 
 
+# A test that asks for one of these loads, trains or generates with a real model (or serves the
+# whole studio, which loads one on demand): it is `slow` by what it uses, not by a list to keep.
+MODEL_FIXTURES = {"tiny_model_dir", "embedded_model_dir", "tiny_run", "launched_studio"}
+# Modules whose every test runs the pipeline's CLI or the app in a child process (torch imports).
+SLOW_MODULES = {"test_app_launch.py", "test_run_all.py"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Everything under tests/browser/ drives Chromium: mark it `browser` so `make test-fast`
-    (`-m "not slow and not browser"`) leaves it out without each file repeating the marker."""
+    """`browser`: everything under tests/browser/ (Chromium). `slow`: see MODEL_FIXTURES and
+    SLOW_MODULES. `make test-fast` runs `-m "not slow and not browser"`."""
     for item in items:
-        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
+        path = str(item.fspath).replace(os.sep, "/")
+        if "tests/browser/" in path:
             item.add_marker(pytest.mark.browser)
+        elif path.rsplit("/", 1)[-1] in SLOW_MODULES or MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 def write_results(run_dir: Path, *, gates: list[dict] | None = None, pairs: list[dict] | None = None,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from pipeline.arena.testing import make_finished_run
+from pipeline.testing.finished_run import make_finished_run
 from pipeline.arena.votes import VoteStore, votes_path
 from pipeline.settings import Settings
 

@@ -134,9 +134,9 @@ def _generate_job(client: Client, s: Settings) -> None:
 def test_chart_frames_are_typed_even_when_empty(root_settings):
     """An empty frame must still type "examples" as a number: the chart's y axis keeps the type
     it saw on page load (seen in a browser: categorical axes after the first filter)."""
-    from pipeline.dataset import studio_api
+    from studio.tabs.data import overview_frames
 
-    md, cov, scores, reasons = studio_api.overview_frames(root_settings, 10)
+    md, cov, scores, reasons = overview_frames(root_settings, 10)
     assert scores.empty and reasons.empty
     assert str(scores["examples"].dtype) == "int64" and str(reasons["examples"].dtype) == "int64"
     row = cov[cov["scenario"] == "Create a simple task"].set_index("kind")["examples"]

@@ -75,7 +75,8 @@ def make_run(root: Path, tiny_model_dir: Path, *, run_id: str = "run-001", appro
         "adapter": {"path": str(run / "adapter"), "sha256": adapter_sha, "size_bytes": size},
         "run_config": {"run_dir": str(run), "base_model": str(tiny_model_dir)}}))
     if with_responses:
-        rows = [{"id": f"ev-00{i}", "prompt": p, "response": f"Real reply {i} from the eval run."}
+        rows = [{"id": f"ev-00{i}", "category": "task_creation", "messages": [{"role": "user", "content": p}],
+                 "reply": f"Real reply {i} from the eval run."}
                 for i, p in enumerate(["Create a task to review the marketing proposal", "I finished the quarterly report",
                                        "What are my high priority tasks?"], 1)]
         (run / "eval" / "responses_adapter.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
@@ -156,7 +157,7 @@ def test_sample_interactions_are_the_evaluations_real_replies(built):
     _, run, pkg = built
     rows = [json.loads(x) for x in (pkg / "examples/sample_interactions.jsonl").read_text().splitlines()]
     evaluated = [json.loads(x) for x in (run / "eval/responses_adapter.jsonl").read_text().splitlines()]
-    assert [r["messages"][-1]["content"] for r in rows] == [e["response"] for e in evaluated]
+    assert [r["messages"][-1]["content"] for r in rows] == [e["reply"] for e in evaluated]
     assert all(r["messages"][0]["role"] == "user" and r["source"] == "eval/responses_adapter.jsonl" for r in rows)
 
 

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..inference import ChatEngine, SamplingConfig
+from ..inference import SamplingConfig
 
 
 @dataclass
@@ -28,18 +28,6 @@ class PairUpdate:
     @property
     def done(self) -> bool:
         return self.left_done and self.right_done
-
-
-def stream_pair(engine: ChatEngine, conv_left: list[dict], conv_right: list[dict], adapter_left: str | None,
-                adapter_right: str | None, sampling: SamplingConfig) -> Iterator[PairUpdate]:
-    """Yield cumulative texts for both sides as they grow; the last update has done=True."""
-    t0 = time.perf_counter()
-    first = None
-    for texts, done in engine.stream_batch([conv_left, conv_right], [adapter_left, adapter_right], sampling):
-        now = time.perf_counter() - t0
-        if first is None and (texts[0] or texts[1]):
-            first = now
-        yield PairUpdate(texts[0], texts[1], done[0], done[1], first, now)
 
 
 class PairBatcher:
@@ -66,6 +54,7 @@ class PairBatcher:
         self._worker = None
         self._start_lock = __import__("threading").Lock()
         self.batches: list[int] = []  # battles per batch, for the benchmark and tests (bounded below)
+        self.submitted = 0  # battles handed to the queue so far (a test waits on it instead of sleeping)
 
     def stream(self, conv_left: list[dict], conv_right: list[dict], adapter_left: str | None,
                adapter_right: str | None, sampling: SamplingConfig) -> Iterator[PairUpdate]:
@@ -74,7 +63,9 @@ class PairBatcher:
         out: queue.Queue = queue.Queue()
         t0 = time.perf_counter()
         self._ensure_worker()
-        self._queue.put(((conv_left, conv_right), (adapter_left, adapter_right), sampling, out))
+        with self._start_lock:
+            self._queue.put(((conv_left, conv_right), (adapter_left, adapter_right), sampling, out))
+            self.submitted += 1
         first = None
         while True:
             item = out.get()

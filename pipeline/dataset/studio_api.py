@@ -137,25 +137,18 @@ def run_quick(settings: Settings, action: str, params: dict) -> str:
 
 
 # ---- charts -----------------------------------------------------------------------------
-def overview_frames(settings: Settings, target_per_scenario: int | None = None):
-    """(summary markdown, coverage df, score df, rejection-reason df) for the Data tab."""
-    import pandas as pd
-
+def overview(settings: Settings, target_per_scenario: int | None = None) -> tuple[str, list[dict], list[dict], list[dict]]:
+    """(summary markdown, coverage rows, score rows, rejection-reason rows) for the Data tab's charts."""
     o = stages.overview(settings, target_per_scenario=target_per_scenario)
     # Stacked bars: "at target" up to the target, then "short" (missing) or "above target" (extra),
     # so every bar is max(count, target) high and the gap is visible at a glance.
-    cov = pd.DataFrame([{"scenario": r["scenario"], "kind": k, "examples": n}
-                        for r in o["coverage"]
-                        for k, n in (("at target", min(r["count"], r["target"])),
-                                     ("short", max(0, r["target"] - r["count"])),
-                                     ("above target", max(0, r["count"] - r["target"])))],
-                       columns=["scenario", "kind", "examples"])
-    # Explicit dtypes: an empty frame must still say "examples" is a number, or the chart's
-    # y axis is typed as categories on page load and stays so after the first update.
-    scores = pd.DataFrame({"score": pd.Series([str(s) for s, _ in o["scores"]], dtype=str),
-                           "examples": pd.Series([n for _, n in o["scores"]], dtype="int64")})
-    reasons = pd.DataFrame({"reason": pd.Series([r for r, _ in o["reasons"]], dtype=str),
-                            "examples": pd.Series([n for _, n in o["reasons"]], dtype="int64")})
+    cov = [{"scenario": r["scenario"], "kind": k, "examples": n}
+           for r in o["coverage"]
+           for k, n in (("at target", min(r["count"], r["target"])),
+                        ("short", max(0, r["target"] - r["count"])),
+                        ("above target", max(0, r["count"] - r["target"])))]
+    scores = [{"score": str(s), "examples": n} for s, n in o["scores"]]
+    reasons = [{"reason": r, "examples": n} for r, n in o["reasons"]]
     short = [r for r in o["coverage"] if r["count"] < r["target"]]
     stages_done = ", ".join(k for k, v in o["files"].items() if v) or "none yet (the shipped set is the candidate set)"
     short_txt = ", ".join("{} ({}/{})".format(r["scenario"], r["count"], r["target"]) for r in short[:8])

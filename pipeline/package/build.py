@@ -53,7 +53,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jin
                    "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json")
 # What the run's adapter/ folder may hold besides the tokenizer (never copied: trainer state).
 _SKIP_FROM_ADAPTER = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"}
-REPLY_KEYS = ("response", "reply", "output", "completion", "text", "adapter")
 
 
 class PackageConfig(BaseModel):
@@ -116,64 +115,31 @@ def adapter_dir_sha256(folder: Path) -> str:
 
 # ---- sample interactions ---------------------------------------------------------------------
 
-def _prompt_messages(row: dict) -> list[dict] | None:
-    msgs = row.get("messages") or row.get("prompt_messages")
-    if isinstance(msgs, list) and msgs:
-        msgs = [dict(m) for m in msgs if isinstance(m, dict)]
-        if msgs and msgs[-1].get("role") == "assistant":
-            msgs = msgs[:-1]
-        return msgs or None
-    for key in ("prompt", "user", "input", "question"):
-        if isinstance(row.get(key), str) and row[key].strip():
-            return [{"role": "user", "content": row[key]}]
-    return None
-
-
 def samples_from_eval(run_dir: Path, n: int) -> list[dict]:
-    """Rows of eval/responses_adapter.jsonl (the evaluation's real adapter replies), normalised."""
-    path = run_dir / "eval" / "responses_adapter.jsonl"
+    """The evaluation's real adapter replies (eval/responses_adapter.jsonl, read by its own reader)."""
+    from ..evaluation.respond import read_replies
+
+    path = RunFolder(run_dir).eval_dir / "responses_adapter.jsonl"
     if not path.is_file():
         return []
     out = []
-    for row in iter_jsonl(path):
-        msgs = _prompt_messages(row)
-        reply = next((row[k] for k in REPLY_KEYS if isinstance(row.get(k), str) and row[k].strip()), None)
-        if msgs is None or reply is None:
-            continue
+    for row in read_replies(path)[:n]:
         # The persona system prompt is framing, added at serve time: keep only the conversation.
-        msgs = [m for m in msgs if not (m.get("role") == "system" and not m.get("content", "").startswith("Task API context"))]
-        out.append({"id": row.get("id"), "messages": msgs + [{"role": "assistant", "content": reply.strip()}],
+        msgs = [dict(m) for m in row["messages"] if not (m.get("role") == "system"
+                                                         and not m.get("content", "").startswith("Task API context"))]
+        out.append({"id": row["id"], "messages": msgs + [{"role": "assistant", "content": row["reply"].strip()}],
                     "source": "eval/responses_adapter.jsonl"})
-        if len(out) >= n:
-            break
     return out
 
 
 def eval_prompts(persona_dir: Path, evaluation: dict, n: int) -> list[tuple[str, list[dict]]]:
-    """(id, prompt messages) from the eval set the evaluation used, else the persona's eval.yaml,
-    else the persona spec's own example prompts."""
-    candidates = []
-    es_path = (evaluation.get("eval_set") or {}).get("path")
-    if es_path:
-        candidates.append(Path(es_path))
-    candidates += [persona_dir / "eval.yaml", persona_dir / "eval.jsonl"]
-    for path in candidates:
-        if not path.is_file():
-            continue
-        if path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            rows = raw.get("prompts", []) if isinstance(raw, dict) else raw
-        else:
-            rows = list(iter_jsonl(path))
-        out = []
-        for i, row in enumerate(rows or []):
-            msgs = _prompt_messages(row) if isinstance(row, dict) else None
-            if msgs:
-                out.append((str(row.get("id", f"eval-{i}")), msgs))
-            if len(out) >= n:
-                return out
-        if out:
-            return out
+    """(id, prompt messages) from the eval set the evaluation used, else the persona's eval.yaml
+    (read by the eval-set reader), else nothing (the caller falls back to the spec's examples)."""
+    from ..evaluation.evalset import load_eval_set
+
+    for path in (Path(p) for p in ((evaluation.get("eval_set") or {}).get("path"), persona_dir / "eval.yaml") if p):
+        if path.is_file():
+            return [(p.id, [dict(m) for m in p.messages]) for p in load_eval_set(path)[:n]]
     return []
 
 

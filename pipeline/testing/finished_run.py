@@ -30,5 +30,5 @@ def make_finished_run(runs_dir: str | Path, base_model_dir: str | Path, run_id: 
     peft_model.save_pretrained(adapter)
     folder = RunFolder(run)
     folder.write_status("finished")
-    folder.config_path.write_text(f"base_model: {base_model_dir}\n# made by pipeline.arena.testing\n")
+    folder.config_path.write_text(f"base_model: {base_model_dir}\n# made by pipeline.testing.finished_run\n")
     return run
