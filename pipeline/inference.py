@@ -36,6 +36,10 @@ class SamplingConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        how = "greedy" if self.temperature <= 0 else f"temperature {self.temperature:g}, top-p {self.top_p:g}"
+        return f"{how}, repetition penalty {self.repetition_penalty:g}, max {self.max_new_tokens} new tokens"
+
     def generate_kwargs(self) -> dict:
         kw = dict(max_new_tokens=self.max_new_tokens, repetition_penalty=self.repetition_penalty)
         if self.temperature > 0:
@@ -43,6 +47,24 @@ class SamplingConfig:
         else:
             kw.update(do_sample=False)
         return kw
+
+
+SAMPLING_FIELDS = ("max_new_tokens", "temperature", "top_p", "repetition_penalty", "seed")
+
+
+def default_sampling(base: str, **overrides) -> SamplingConfig:
+    """The base model's default decoding (its registry entry, pipeline.models), with `overrides`
+    (None values ignored: "not set" means the model's default). Every caller that generates
+    replies (evaluation, respond, Arena, serve) starts from here, so a 135M model decodes greedily
+    everywhere unless someone chooses otherwise, and what was used is recorded beside the replies."""
+    from .models import sampling_defaults
+
+    values = {**sampling_defaults(base)[0], **{k: v for k, v in overrides.items() if v is not None}}
+    unknown = set(values) - set(SAMPLING_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown sampling settings {sorted(unknown)}; known: {', '.join(SAMPLING_FIELDS)}")
+    types = {"max_new_tokens": int, "seed": int}
+    return SamplingConfig(**{k: types.get(k, float)(v) for k, v in values.items()})
 
 
 class ChatEngine:

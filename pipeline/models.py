@@ -37,6 +37,22 @@ class ModelEntry:
     needs_gpu: bool = False
     # Where a user finds the weights when they are not here yet.
     how_to_get: str = ""
+    # Default decoding for this model: SamplingConfig fields (pipeline.inference.default_sampling).
+    # A tuple of pairs keeps the dataclass frozen and hashable.
+    sampling: tuple[tuple[str, float], ...] = ()
+    sampling_why: str = ""
+
+    def sampling_defaults(self) -> dict:
+        return dict(self.sampling)
+
+
+# Measured on the held-out eval set (issue 16, docs/training.md): the 135M model's adapter scored
+# 2.5/10 with temperature 0.7 / top-p 0.9 and 3.1/10 greedy, and greedy decoding cut replies with
+# invented task data from 12 to 4 of 36. A small model's tail tokens are mostly noise: sample them
+# and a reply drifts off the request. Greedy + the repetition penalty (small models loop without it).
+SMALL_MODEL_SAMPLING = (("temperature", 0.0), ("top_p", 1.0), ("repetition_penalty", 1.1))
+# The seed's usage example for the 8B production model.
+SEED_SAMPLING = (("temperature", 0.7), ("top_p", 0.9), ("repetition_penalty", 1.1))
 
 
 REGISTRY: dict[str, ModelEntry] = {
@@ -47,6 +63,8 @@ REGISTRY: dict[str, ModelEntry] = {
         serve_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         embedded=True,
         how_to_get="python -m pipeline models prepare smollm2-135m",
+        sampling=SMALL_MODEL_SAMPLING,
+        sampling_why="135M parameters: greedy decoding (sampling its tail drifts off the request)",
     ),
     "llama-3.1-8b-instruct": ModelEntry(
         name="llama-3.1-8b-instruct",
@@ -55,6 +73,8 @@ REGISTRY: dict[str, ModelEntry] = {
         serve_id="meta-llama/Llama-3.1-8B-Instruct",
         needs_gpu=True,
         how_to_get="huggingface-cli download meta-llama/Llama-3.1-8B-Instruct (needs a GPU machine with network)",
+        sampling=SEED_SAMPLING,
+        sampling_why="the seed's usage example (temperature 0.7, top-p 0.9)",
     ),
 }
 
@@ -70,7 +90,8 @@ def resolve(name_or_path: str) -> ModelEntry:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         p = str(path.resolve())
-        return ModelEntry(name=p, description=f"local model at {p}", train_id=p, serve_id=p)
+        return ModelEntry(name=p, description=f"local model at {p}", train_id=p, serve_id=p,
+                         **_local_sampling(path))
     if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
         return ModelEntry(
             name=name_or_path,
@@ -78,11 +99,29 @@ def resolve(name_or_path: str) -> ModelEntry:
             train_id=name_or_path,
             serve_id=name_or_path,
             how_to_get=f"huggingface-cli download {name_or_path}",
+            sampling=SEED_SAMPLING,
+            sampling_why="a Hub model: the seed's default (temperature 0.7, top-p 0.9)",
         )
     known = ", ".join(REGISTRY)
     raise ModelNotAvailable(
         f"Unknown base model {name_or_path!r}: use one of {known}, a local model folder, or a Hub id like owner/name."
     )
+
+
+def _local_sampling(path: Path) -> dict:
+    """A local folder gets the small-model default when it is small (under 1B parameters, read from
+    config.json without loading a weight): the embedded model's converted folder, the tiny test
+    models, any local SmolLM. Bigger or unreadable: the seed's default."""
+    try:
+        cfg = json.loads((path / "config.json").read_text())
+        h, layers = int(cfg["hidden_size"]), int(cfg["num_hidden_layers"])
+        inter = int(cfg.get("intermediate_size") or 4 * h)
+        approx = layers * (4 * h * h + 3 * h * inter) + int(cfg.get("vocab_size") or 0) * h
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"sampling": SEED_SAMPLING, "sampling_why": "unknown size: the seed's default"}
+    if approx < 1e9:
+        return {"sampling": SMALL_MODEL_SAMPLING, "sampling_why": f"~{approx / 1e6:.0f}M parameters: greedy decoding"}
+    return {"sampling": SEED_SAMPLING, "sampling_why": f"~{approx / 1e9:.1f}B parameters: the seed's default"}
 
 
 def embedded_dir(settings: Settings) -> Path:
@@ -240,10 +279,24 @@ def load_model_and_tokenizer(name_or_path: str, settings: Settings, *, dtype=Non
     return model, tokenizer
 
 
+def sampling_defaults(name_or_path: str) -> tuple[dict, str]:
+    """(SamplingConfig fields, why) this base model decodes with by default. The registry model's
+    own, also when named by its Hub id; never raises (an unknown name gets the seed's)."""
+    for m in REGISTRY.values():
+        if name_or_path in (m.name, m.serve_id):
+            return m.sampling_defaults(), m.sampling_why
+    try:
+        m = resolve(name_or_path)
+    except ModelNotAvailable:
+        return dict(SEED_SAMPLING), "unknown model: the seed's default"
+    return m.sampling_defaults(), m.sampling_why
+
+
 def list_models(settings: Settings) -> list[dict]:
     rows = []
     for m in REGISTRY.values():
         ok, why = availability(m, settings)
         rows.append({"name": m.name, "ready": ok, "status": why, "train_id": m.train_id,
-                     "serve_id": m.serve_id, "description": m.description})
+                     "serve_id": m.serve_id, "description": m.description,
+                     "sampling": m.sampling_defaults(), "sampling_why": m.sampling_why})
     return rows

@@ -147,6 +147,24 @@ def test_arena_multi_turn_keeps_sides_and_records_the_vote(tiny_arena):
     # the persona system prompt is applied at generation, not stored as part of the user's conversation
     assert row["conversation_left"][0] == {"role": "user", "content": "Create a task to review the proposal"}
     assert arena.traits(s, {"trait:encouraging": "left"}) == 1
+    # Both sides decoded the same way, the base model's default (greedy for a small model), recorded.
+    assert row["sampling"] == {k: v for k, v in arena.sampling.to_dict().items() if k != "seed"}
+    assert row["sampling"]["temperature"] == 0 and row["sampling"]["max_new_tokens"] == 6
+
+
+def test_arena_decoding_chosen_by_the_visitor_applies_to_the_next_battle_and_its_vote(tiny_arena):
+    settings, engine = tiny_arena
+    arena = Arena(settings, lambda: engine, limits=Limits(max_new_tokens=4))
+    s = arena.session(None, None, "session-3")
+    assert "temperature 0.4" in arena.set_sampling(s, 0.4, 0.8)
+    with pytest.raises(UserError, match="Temperature"):
+        arena.set_sampling(s, 5, None)
+    list(arena.send(s, "Create a task"))
+    arena.vote(s, "both_bad")
+    row = arena.store.get(s.battle.id)
+    assert (row["sampling"]["temperature"], row["sampling"]["top_p"]) == (0.4, 0.8)
+    arena.set_sampling(s, None, None)  # back to the default
+    assert arena.battle_sampling(s) == arena.sampling
 
 
 def test_eval_prompt_carries_its_category_and_a_stream_cut_short_drops_the_turn(tiny_arena):

@@ -184,3 +184,49 @@ def test_sync_is_off_unless_configured_and_writes_one_file_per_vote(settings, tm
     path = sync.add(_row(7))
     assert path == tmp_path / "sync" / "votes" / "b7.json"
     assert json.loads(path.read_text())["model_right"] == "run-a"
+
+
+# ---- preference export (dpo / kto) ------------------------------------------------------------------
+
+def test_cli_exports_every_vote_as_preference_data_from_the_sqlite_file(settings, tmp_path, monkeypatch, capsys):
+    from pipeline.cli import main
+    from pipeline.evaluation.evalset import load_eval_set
+    from pipeline.train.preference import read_pairs, row_kind
+
+    monkeypatch.setenv("TASKMASTER_WORK_DIR", str(settings.work_dir))
+    eval_id = load_eval_set(settings.persona_dir() / "eval.yaml")[0].id
+    store = VoteStore(votes_path(settings))
+    store.record(_row(1, "left", voter="hf:alice"))
+    store.record(_row(2, "right", voter="anon:2"))
+    store.record(_row(3, "tie"))
+    store.record(_row(4, "both_bad"))
+    store.record(_row(5, "left", prompt_id=eval_id))  # a held-out eval prompt: not trained on by default
+    multi = _row(6, "right")
+    multi["conversation_left"] += [{"role": "user", "content": "more"}, {"role": "assistant", "content": "a2"}]
+    multi["conversation_right"] += [{"role": "user", "content": "more"}, {"role": "assistant", "content": "b2"}]
+    multi["turns"] = 2
+    store.record(multi)
+
+    dpo_path, kto_path = tmp_path / "dpo.jsonl", tmp_path / "kto.jsonl"
+    assert main(["arena", "export", "--format", "dpo", "--out", str(dpo_path)]) == 0
+    said = capsys.readouterr().out
+    assert "wrote 3 dpo rows from 3 of 6 votes" in said and "2 ties / both-bad" in said and "1 votes on held-out" in said
+    dpo = {r["battle_id"]: r for r in read_pairs([dpo_path])}
+    assert set(dpo) == {"b1", "b2", "b6"} and all(row_kind(r) == "dpo" for r in dpo.values())
+    assert dpo["b1"]["chosen"][0]["content"] == "a" and dpo["b1"]["rejected"][0]["content"] == "b"  # left won
+    assert dpo["b2"]["chosen"][0]["content"] == "b" and dpo["b2"]["chosen_model"] == "run-a"
+    assert dpo["b1"]["voter_id"] == "hf:alice" and dpo["b2"]["voter_id"] == "anon:2"
+    assert dpo["b6"]["prompt"] == [{"role": "user", "content": "q6"}] and dpo["b6"]["turns"] == 2  # the shared first turn
+    assert dpo["b1"]["sampling"] == {"max_new_tokens": 16}
+
+    assert main(["arena", "export", "--format", "kto", "--out", str(kto_path)]) == 0
+    assert "wrote 10 kto rows from 5 of 6 votes" in capsys.readouterr().out
+    kto = read_pairs([kto_path])
+    labels = {(r["battle_id"], r["completion"][0]["content"]): r["label"] for r in kto}
+    assert labels[("b1", "a")] is True and labels[("b1", "b")] is False
+    assert labels[("b3", "a")] is True and labels[("b3", "b")] is True  # tie: neither is bad
+    assert labels[("b4", "a")] is False and labels[("b4", "b")] is False  # both bad
+    assert all(row_kind(r) == "kto" and r["voter_id"] and r["battle_id"] for r in kto)
+
+    assert main(["arena", "export", "--format", "dpo", "--out", str(dpo_path), "--include-eval-prompts"]) == 0
+    assert "wrote 4 dpo rows" in capsys.readouterr().out

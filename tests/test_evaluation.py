@@ -215,7 +215,10 @@ def _write_eval_set(tmp_path) -> Path:
 def test_eval_cli_end_to_end_on_a_tiny_model(tiny_run, tmp_path, capsys):
     eval_set = _write_eval_set(tmp_path)
     out = tmp_path / "eval"
-    argv = ["eval", "--run", str(tiny_run), "--eval-set", str(eval_set), "--max-new-tokens", "6", "--out", str(out)]
+    # Sampled on purpose: the tiny model's default is greedy (pipeline.models), and its barely-trained
+    # adapter shares the base's argmax; sampling shows that the adapter really answered.
+    argv = ["eval", "--run", str(tiny_run), "--eval-set", str(eval_set), "--max-new-tokens", "6", "--out", str(out),
+            "--temperature", "0.7", "--top-p", "0.9"]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "QUALITY GATE STATUS" in text and ("APPROVED FOR DEPLOYMENT" in text or "REQUIRES ITERATION" in text)
@@ -234,13 +237,14 @@ def test_eval_cli_end_to_end_on_a_tiny_model(tiny_run, tmp_path, capsys):
     assert d["decision"] == ITERATE and not next(g for g in d["gates"] if g["name"] == "overall_score")["passed"]
     assert next(g for g in d["gates"] if g["name"] == "final_train_loss")["value"] == \
         json.loads((tiny_run / "train_summary.json").read_text())["final_loss"]
-    assert d["sampling"]["max_new_tokens"] == 6
+    assert d["sampling"]["max_new_tokens"] == 6 and d["sampling"]["temperature"] == 0.7
     rows = [json.loads(x) for x in (out / "responses_adapter.jsonl").read_text().splitlines()]
     assert all("verdict" in r and r["model"]["adapter"] == "candidate" for r in rows)
     multi = next(r for r in rows if len(r["messages"]) >= 3)  # the multi-turn probe ran as a conversation
     assert multi["messages"][-1]["role"] == "user"
     base = [json.loads(x) for x in (out / "responses_base.jsonl").read_text().splitlines()]
     assert [r["reply"] for r in base] != [r["reply"] for r in rows]  # the adapter really answered
+    assert all(r["sampling"] == d["sampling"] for r in rows + base)  # both sides, every reply, recorded
     assert "## Quality gates" in (out / "summary.md").read_text()
     assert d["plan"]["weak_traits"] and d["failing"]
 
@@ -312,14 +316,16 @@ def test_evaluate_tab_runs_a_background_eval_and_shows_the_gates(tiny_run, tmp_p
         choices = client.predict(api_name="/eval_runs")
         assert str(run) in json.dumps(choices)
         # A user mistake (no run chosen): a warning, not a job and not a traceback.
-        client.predict("", "rubric", None, 96, api_name="/eval_start")  # shown as gr.Warning (studio/guard.py)
+        client.predict("", "rubric", None, 96, None, None, api_name="/eval_start")  # shown as gr.Warning (studio/guard.py)
         assert ctx.jobs.latest("evaluate") is None
         with pytest.raises(UserError, match="choose a run folder"):  # the message that warning carries
             from pipeline.evaluation import studio_api
 
             studio_api.start_eval(ctx.jobs, settings, "", "rubric")
-        started, status, _ = client.predict(str(run), "rubric", 2, 4, api_name="/eval_start")
+        # Decoding chosen in the tab (both sides use it; empty = the base model's default).
+        started, status, _ = client.predict(str(run), "rubric", 2, 4, 0, None, api_name="/eval_start")
         assert "python -m pipeline evaluate --run" in started and "--limit 2" in started
+        assert "--temperature 0" in started and "--top-p" not in started
         job = ctx.jobs.wait(ctx.jobs.latest("evaluate").id, timeout=120)
         assert job.state == "finished", job.log_tail(40)
         decision, gates, traits, cats, worst, ab, summary, file = client.predict(str(run), api_name="/eval_view")
@@ -327,5 +333,6 @@ def test_evaluate_tab_runs_a_background_eval_and_shows_the_gates(tiny_run, tmp_p
         rows = {r[0]: r[1] for r in gates["data"]}
         assert rows["overall_score"] == "FAIL" and rows["adapter_size"] == "PASS" and set(rows.values()) <= {"PASS", "FAIL"}
         assert "A/B" in ab and "## Quality gates" in summary
+        assert "both sides decoded with greedy" in decision
         assert Path(file).name == "EVALUATION_RESULTS.json"
         assert json.loads(Path(file).read_text())["schema_version"] == 1

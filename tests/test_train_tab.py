@@ -25,9 +25,9 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
     with launched_studio(settings) as url:
         client = Client(url, verbose=False)
         # the form: preset, base, persona, data, r, alpha, dropout, targets, epochs, batch, accum, lr, max_len,
-        # warmup, max_steps, batching, layers
+        # warmup, max_steps, batching, layers, method, from_run, pairs, report_to
         form = ["smoke", str(tiny_model_dir), "taskmaster", str(data), 4, 8, 0.0, ["q_proj", "v_proj"], 1, 2, 1,
-                0.005, 384, 0, 3, "grouped", 0]
+                0.005, 384, 0, 3, "grouped", 0, "sft", "", "", "tensorboard"]
         progress, plot, log, command = client.predict(*form, api_name="/train_start")
         jobs = JobManager(settings.state_dir / "jobs")
         job_id = jobs.latest("train").id
@@ -48,7 +48,25 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         other = Client(url, verbose=False)
         progress2, plot2, _, command2 = other.predict(api_name="/train_poll")
         assert job_id and "finished" in progress2 and "step 3/3" in progress2
+        # the tab links the run's tracker (report_to tensorboard: local event files, one command)
+        assert f"tensorboard --logdir {run_dir.parent}" in progress2
+        assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
         plot_rows = (plot2.get("value") or plot2)["data"]
         assert [row[0] for row in plot_rows] == [1, 2, 3]
         table = other.predict(api_name="/train_runs")
         assert table["data"][0][0] == run_dir.name and table["data"][0][1] == "finished"
+
+
+def test_train_form_builds_a_preference_round_config():
+    """The form's values become the TrainConfig the job's config file holds (a DPO round here)."""
+    from pipeline.train import monitor
+    from pipeline.train.config import TrainConfig
+
+    form = {"preset": "dpo", "method": "dpo", "from_run": "runs/sft-1", "pairs": "a.jsonl, b.jsonl",
+            "report_to": "trackio", "base_model": "smollm2-135m", "persona": "taskmaster"}
+    preset, values = monitor.form_values(form)
+    cfg = TrainConfig.model_validate(values)
+    assert preset == "dpo" and cfg.method == "dpo" and cfg.from_run == "runs/sft-1"
+    assert list(cfg.pairs) == ["a.jsonl", "b.jsonl"] and cfg.report_to == "trackio"
+    assert monitor.command_argv("runs/x/train_config.yaml", "runs/x") == [
+        "train", "--config", "runs/x/train_config.yaml", "--out", "runs/x"]

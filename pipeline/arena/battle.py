@@ -78,6 +78,9 @@ class Battle:
     conv_left: list[dict] = field(default_factory=list)
     conv_right: list[dict] = field(default_factory=list)
     state: str = "open"  # open | generating | ready | voted
+    # SamplingConfig fields (seed excluded) fixed when the battle starts: both sides and every turn
+    # decode the same way, so a vote compares the models, not their decoding.
+    sampling: dict | None = None
     vote: str | None = None
     voted_at: float | None = None
 
@@ -154,7 +157,8 @@ class Battle:
         return {"battle_id": self.id, "model_left": self.left, "model_right": self.right, "vote": self.vote,
                 "winner": self.winner, "conversation_left": self.conv_left, "conversation_right": self.conv_right,
                 "turns": self.turns, "prompt_id": self.prompt_id, "category": self.category,
-                "voter_id": voter_id, "started_at": self.started_at, "voted_at": self.voted_at, **extra}
+                "voter_id": voter_id, "started_at": self.started_at, "voted_at": self.voted_at,
+                "sampling": self.sampling, **extra}
 
 
 def new_battle(pool: list[str], *, seed: int | None = None, prompt_id: str | None = None,
@@ -184,6 +188,9 @@ class ArenaSession:
     pending_prompt: dict | None = None  # an eval-set prompt drawn into the textbox
     turn_times: deque = field(default_factory=lambda: deque(maxlen=64))
     battles_voted: int = 0
+    # The visitor's decoding choice from the tab's "Decoding" controls (temperature, top_p); None:
+    # the base model's default. Read when a battle starts.
+    sampling: dict | None = None
 
     def check_rate(self, limits: Limits, now: float | None = None) -> None:
         now = time.time() if now is None else now

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 import yaml
 
 from ..errors import UserError
-from ..inference import SamplingConfig
+from ..inference import SamplingConfig, default_sampling
 from ..prompting import with_persona_system
 from ..runs import RunFolder, finished_with_adapter, list_runs
 from ..settings import Settings
@@ -60,11 +60,12 @@ def load_eval_prompts(persona_dir: Path) -> list[dict]:
 
 class Arena:
     def __init__(self, settings: Settings, engine: Callable[[], object], *, limits: Limits = Limits(),
-                 store: VoteStore | None = None, sync: VoteSync | None = None, temperature: float = 0.7):
+                 store: VoteStore | None = None, sync: VoteSync | None = None, sampling: SamplingConfig | None = None):
         self.settings = settings
         self._engine = engine
         self.limits = limits
-        self.temperature = temperature
+        # The Arena's default decoding: the base model's (greedy for the embedded 135M model).
+        self.sampling = sampling or default_sampling(settings.base_model, max_new_tokens=limits.max_new_tokens)
         self.store = store or VoteStore(votes_path(settings))
         self.sync = sync
         self._salt = self._load_salt()
@@ -99,6 +100,29 @@ class Arena:
 
     def eval_prompts(self) -> list[dict]:
         return load_eval_prompts(self.settings.persona_dir())
+
+    # ---- decoding ---------------------------------------------------------------------------------
+    def set_sampling(self, s: ArenaSession, temperature=None, top_p=None) -> str:
+        """The visitor's decoding for their next battles (None: the default); returns its description."""
+        values = {}
+        if temperature is not None:
+            t = float(temperature)
+            if not 0 <= t <= 2:
+                raise UserError(f"Temperature {t:g}: choose 0 (greedy) to 2.")
+            values["temperature"] = t
+        if top_p is not None:
+            p = float(top_p)
+            if not 0 < p <= 1:
+                raise UserError(f"Top-p {p:g}: choose a value above 0 and at most 1.")
+            values["top_p"] = p
+        s.sampling = values or None
+        return self.battle_sampling(s).describe()
+
+    def battle_sampling(self, s: ArenaSession) -> SamplingConfig:
+        """The decoding a battle started now would use: the Arena's default, the visitor's choice on top."""
+        from dataclasses import replace
+
+        return replace(self.sampling, **(s.sampling or {}))
 
     # ---- sessions -------------------------------------------------------------------------------
     def session(self, state: ArenaSession | None, username: str | None, session_hash: str | None, *,
@@ -164,6 +188,7 @@ class Arena:
             contenders = self.contenders()
             b = new_battle(list(contenders), prompt_id=pending and pending["id"],
                            category=pending and pending["category"])
+            b.sampling = {k: v for k, v in self.battle_sampling(s).to_dict().items() if k != "seed"}
             s.battle = b
             context = pending["context"] if pending else None
         else:
@@ -192,8 +217,9 @@ class Arena:
                 engine.attach_adapter(model, folder)
             adapters.append(model)
         system = self.system_prompt()
-        sampling = SamplingConfig(max_new_tokens=self.limits.max_new_tokens, temperature=self.temperature,
-                                  seed=(b.seed + b.turns) % (2 ** 31))
+        # One SamplingConfig for both sides (one batched generate), fixed for the whole battle.
+        fixed = b.sampling or {k: v for k, v in self.sampling.to_dict().items() if k != "seed"}
+        sampling = SamplingConfig(**fixed, seed=(b.seed + b.turns) % (2 ** 31))
         # Show the voter's turn and two "waiting" bubbles at once, before the model (and the
         # queue for it) gets to this battle.
         yield PairUpdate("", "", False, False, None, 0.0)
@@ -217,7 +243,6 @@ class Arena:
             self._check_vote_caps(s)
         b.cast_vote(choice)
         row = b.vote_row(s.voter_id or "anon:unknown", address_id=s.address_id, client_id=s.client_id,
-                         sampling={"max_new_tokens": self.limits.max_new_tokens, "temperature": self.temperature},
                          meta={"persona": self.settings.persona, "base_model": self.settings.base_model})
         stored = self.store.record(row)
         if stored:
@@ -243,4 +268,9 @@ class Arena:
         return stats.summarize(self.store.votes(), judge)
 
     def export(self, out: str | Path, fmt: str) -> int:
+        """csv / jsonl: every vote; dpo / kto: preference rows for `train --method dpo|kto` (rows written)."""
+        if fmt in ("dpo", "kto"):
+            from .preference import export_preferences
+
+            return export_preferences(self.store.votes(), out, fmt, self.settings.persona_dir())["rows"]
         return self.store.export(out, fmt)

@@ -2,6 +2,7 @@
 
     python -m pipeline arena results [--json] [--judge FILE]
     python -m pipeline arena export --format csv|jsonl --out FILE
+    python -m pipeline arena export --format dpo|kto --out FILE    # preference data for `train --method dpo|kto`
 
 Both read `<state_dir>/arena/votes.sqlite` (TASKMASTER_WORK_DIR decides where state lives).
 """
@@ -23,9 +24,13 @@ def register(sub) -> None:
     r.add_argument("--judge", type=Path, help="JSONL of pairwise judge verdicts {prompt_id, model_a, model_b, "
                                               "winner} (default: every run's eval/EVALUATION_RESULTS.json)")
     r.set_defaults(handler=_results)
-    e = s.add_parser("export", help="write every vote (with both conversations) as CSV or JSONL")
-    e.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    e = s.add_parser("export", help="write every vote (with both conversations) as CSV or JSONL, or as "
+                                    "preference data (dpo pairs / kto labels) for `train --method dpo|kto --pairs FILE`")
+    e.add_argument("--format", choices=("csv", "jsonl", "dpo", "kto"), default="jsonl")
     e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--include-eval-prompts", action="store_true",
+                   help="dpo/kto: also battles on held-out eval-set prompts (left out by default: training on "
+                        "them leaks the evaluation set)")
     e.set_defaults(handler=_export)
 
 
@@ -68,6 +73,19 @@ def _results(args, settings) -> int:
 
 
 def _export(args, settings) -> int:
+    if args.format in ("dpo", "kto"):
+        from ..arena.preference import export_preferences
+
+        c = export_preferences(_store(settings).votes(), args.out, args.format, settings.persona_dir(),
+                               include_eval_prompts=args.include_eval_prompts)
+        print(f"wrote {c['rows']} {args.format} rows from {c['used']} of {c['votes']} votes to {args.out}"
+              + (f"; {c['no_order']} ties / both-bad votes give no DPO pair (use --format kto)" if c["no_order"] else "")
+              + (f"; {c['eval_prompt']} votes on held-out eval prompts left out (--include-eval-prompts)"
+                 if c["eval_prompt"] else "")
+              + (f"; {c['empty']} votes without both replies" if c["empty"] else ""))
+        print(f"train on them: python -m pipeline train --method {args.format} --from-run runs/<sft-run> "
+              f"--pairs {args.out}")
+        return 0
     n = _store(settings).export(args.out, args.format)
     print(f"wrote {n} votes to {args.out}")
     return 0

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..judges import JUDGE_KINDS
-from .respond import add_sampling_args, sampling_from
+from .respond import add_sampling_args, sampling_overrides
 
 
 def register(sub) -> None:
@@ -33,7 +33,7 @@ def _eval(args, settings) -> int:
 
     cfg = EvalConfig(run_dir=Path(args.run), judge=args.judge, eval_set=Path(args.eval_set) if args.eval_set else None,
                      persona=Path(args.persona) if args.persona else None, base=args.base,
-                     sampling=sampling_from(args), batch_size=args.batch_size, limit=args.limit,
+                     sampling_overrides=sampling_overrides(args), batch_size=args.batch_size, limit=args.limit,
                      out_dir=Path(args.out) if args.out else None)
     r = run_eval(cfg, settings, echo=(lambda m: None) if args.json else (lambda m: print(m, flush=True)))
     if args.json:

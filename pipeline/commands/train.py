@@ -2,6 +2,8 @@
 
     python -m pipeline train run --persona taskmaster --base smollm2-135m --out runs/demo --preset cpu-demo
     python -m pipeline train run --resume runs/demo             # continue from the last checkpoint
+    python -m pipeline train run --method dpo --from-run runs/demo --out runs/demo-dpo   # preference round
+    python -m pipeline train run --method kto --from-run runs/demo --pairs votes-kto.jsonl --self-play 0
     python -m pipeline train --preset cpu-demo ...              # the same as `train run` (kept for scripts)
     python -m pipeline train plan --base llama-3.1-8b-instruct --rank 16 --targets all [--json]
     python -m pipeline train status runs/demo [--json]
@@ -79,14 +81,23 @@ def _run_flags(p, presets, suppress: bool) -> None:
     def d(value):
         return argparse.SUPPRESS if suppress else value
 
-    p.add_argument("--preset", default=d("seed"), choices=presets, help="starting config (default: seed)")
-    p.add_argument("--config", default=d(None),
-                   help="a YAML TrainConfig (or a run's config.yaml) to start from instead of a preset")
+    p.add_argument("--preset", default=d(None), choices=presets,
+                   help="starting config (default: seed; with --method dpo|kto, that method's preset)")
+    p.add_argument("--method", default=d(None), choices=["sft", "dpo", "kto"], help="sft (default), or a preference round on --from-run")
+    p.add_argument("--from-run", default=d(None), dest="from_run", metavar="RUN", help="dpo/kto: the SFT run whose adapter to continue")
+    p.add_argument("--pairs", action="append", default=d([]), metavar="FILE",
+                   help="dpo/kto data: JSONL from `arena export --format dpo|kto` (repeatable)")
+    p.add_argument("--self-play", default=d(None), dest="self_play", type=int, metavar="N",
+                   help="dpo/kto: curated conversations to self-play into pairs (default 64; 0 = none)")
+    p.add_argument("--beta", default=d(None), type=float, help="dpo/kto beta (default 0.1)")
+    p.add_argument("--report-to", default=d(None), dest="report_to", choices=["tensorboard", "trackio", "wandb", "none"],
+                   help="also log the run to this tracker (default tensorboard, local: tensorboard --logdir runs)")
+    p.add_argument("--config", default=d(None), help="a YAML TrainConfig (or a run's config.yaml) to start from instead of a preset")
     p.add_argument("--persona", default=d(None), help="persona name or folder (default: the studio's)")
     p.add_argument("--base", default=d(None), help="base model: registry name, local folder or Hub id (default: the studio's)")
     p.add_argument("--data", default=d(None), help="JSONL of records (default: <persona>/train.jsonl); approved records only")
     p.add_argument("--out", default=d(None), help="run folder (default: runs/<time>-<preset>)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint, with its own config", default=d(None))
+    p.add_argument("--resume", default=d(None), metavar="RUN", help="continue RUN from its last checkpoint, with its own config")
     p.add_argument("--set", action="append", default=d([]), metavar="KEY=VALUE",
                    help="any TrainConfig setting, e.g. --set lr_scheduler=linear --set lora.dropout=0.05")
     for flag, key, typ in [("--rank", "lora.r", int), ("--alpha", "lora.alpha", int), ("--dropout", "lora.dropout", float),
@@ -96,11 +107,11 @@ def _run_flags(p, presets, suppress: bool) -> None:
                            ("--max-steps", "max_steps", int), ("--save-steps", "save_steps", int),
                            ("--threads", "num_threads", int), ("--seed", "seed", int)]:
         p.add_argument(flag, dest=key, type=typ, default=d(None), help=f"TrainConfig {key}")
-    p.add_argument("--targets", help="comma list of modules or all|attention|mlp", default=d(None))
-    p.add_argument("--backend", choices=["auto", "trl", "unsloth"], default=d(None))
-    p.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"], default=d(None))
-    p.add_argument("--batching", choices=["padded", "grouped", "packed"], default=d(None))
-    p.add_argument("--save-strategy", dest="save_strategy", choices=["epoch", "steps"], default=d(None))
+    p.add_argument("--targets", default=d(None), help="comma list of modules or all|attention|mlp")
+    p.add_argument("--backend", default=d(None), choices=["auto", "trl", "unsloth"])
+    p.add_argument("--precision", default=d(None), choices=["auto", "bf16", "fp16", "fp32"])
+    p.add_argument("--batching", default=d(None), choices=["padded", "grouped", "packed"])
+    p.add_argument("--save-strategy", default=d(None), dest="save_strategy", choices=["epoch", "steps"])
     p.add_argument("--quiet", action="store_true", default=d(False), help="no per-step lines (the progress bar stays)")
 
 
@@ -136,16 +147,20 @@ def build_config_values(args, settings) -> dict:
         raw = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
         base = raw.get("train", raw) if isinstance(raw, dict) else {}
     else:
+        args.preset = args.preset or (args.method if args.method in ("dpo", "kto") else "seed")
         base = preset_overrides(args.preset)
     flags: dict = {}
     for key in ("lora.r", "lora.alpha", "lora.dropout", "epochs", "batch_size", "grad_accum", "learning_rate",
                 "warmup_steps", "max_length", "max_steps", "save_steps", "num_threads", "seed", "backend",
-                "precision", "batching", "save_strategy", "data"):
+                "precision", "batching", "save_strategy", "data", "method", "from_run", "self_play", "beta",
+                "report_to"):
         v = getattr(args, key, None)
         if v is not None:
             _set(flags, key, v)
     if args.targets:
         _set(flags, "lora.target_modules", parse_targets(args.targets))
+    if args.pairs:
+        flags["pairs"] = list(args.pairs)
     flags["persona"] = args.persona or base.get("persona") or settings.persona
     flags["base_model"] = args.base or base.get("base_model") or settings.base_model
     for item in args.set:
@@ -163,7 +178,7 @@ def _train(args, settings) -> int:
         summary = run_training(None, args.resume, settings, resume=True, echo=not args.quiet)
     else:
         values = build_config_values(args, settings)
-        out = Path(args.out) if args.out else new_run(settings, args.preset).path
+        out = Path(args.out) if args.out else new_run(settings, args.preset or "config").path
         summary = run_training(values, out, settings, echo=not args.quiet)
     return 0 if summary.get("state") in ("finished", "stopped") or summary.get("stopped") else 1
 
@@ -209,4 +224,9 @@ def _status(args, settings) -> int:
               f"{summary['n_examples']} conversations, data sha256 {summary['data_sha256'][:12]}")
     if st["resumable"]:
         print(f"  resume with: python -m pipeline train --resume {args.run}")
+    from ..train.monitor import tracker_command
+
+    tracker = tracker_command(args.run)
+    if tracker:
+        print(f"  tracker: {tracker}")
     return 0

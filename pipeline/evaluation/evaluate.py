@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from ..inference import ChatEngine, SamplingConfig
+from ..inference import ChatEngine, SamplingConfig, default_sampling
 from ..jsonl import atomic_write_text, file_sha256, read_jsonl, write_json, write_jsonl
 from ..judges import JUDGE_KINDS, get_judge, get_pairwise
 from ..judges.base import JudgeItem
@@ -51,7 +51,11 @@ class EvalConfig:
     eval_set: Path | None = None  # default: <persona>/eval.yaml
     persona: Path | None = None  # default: the run's config.yaml `persona`
     base: str | None = None  # default: the run's config.yaml `base_model`
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=EVAL_MAX_NEW_TOKENS))
+    # None: the base model's default decoding (pipeline.models; greedy for the 135M model), with
+    # `sampling_overrides` (the CLI flags / the tab's fields that were set) on top. Base and adapter
+    # always answer with the same sampling, recorded in every reply row and in the results.
+    sampling: SamplingConfig | None = None
+    sampling_overrides: dict = field(default_factory=dict)
     batch_size: int = 8
     limit: int | None = None  # first N prompts only (a quick look; gates then say so via n)
     out_dir: Path | None = None  # default: <run_dir>/eval
@@ -73,11 +77,13 @@ class EvalConfig:
             p += [x.replace("adapter:", "--run:") for x in adapter_problems(run.adapter_dir)]
         if self.eval_set is not None and not Path(self.eval_set).is_file():
             p.append(f"--eval-set: {self.eval_set} not found")
-        s = self.sampling
+        s = self.sampling or SamplingConfig(**{k: v for k, v in self.sampling_overrides.items() if v is not None})
         if s.max_new_tokens < 1:
             p.append(f"--max-new-tokens: {s.max_new_tokens}; must be at least 1")
         if s.temperature < 0:
             p.append(f"--temperature: {s.temperature}; must be 0 (greedy) or more")
+        if not 0 < s.top_p <= 1:
+            p.append(f"--top-p: {s.top_p}; must be in (0, 1]")
         if self.batch_size < 1:
             p.append(f"--batch-size: {self.batch_size}; must be at least 1")
         if self.limit is not None and self.limit < 1:
@@ -137,6 +143,8 @@ def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, jud
     persona = load_persona(persona_dir)
     spec = persona.spec
     base = cfg.base or run_cfg.get("base_model") or settings.base_model
+    cfg.sampling = cfg.sampling or default_sampling(base, **{"max_new_tokens": EVAL_MAX_NEW_TOKENS,
+                                                             **cfg.sampling_overrides})
     eval_path = Path(cfg.eval_set or persona_dir / EVAL_SET_FILE)
     prompts = load_eval_set(eval_path)
     if cfg.limit:
@@ -150,7 +158,8 @@ def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, jud
     system_prompt = run_cfg.get("system_prompt") or spec.system_prompt
     judge = judge or get_judge(cfg.judge, persona, settings)
     pairwise = pairwise or get_pairwise(cfg.judge, persona, settings, judge=judge if cfg.judge == "rubric" else None)
-    echo(f"eval {run}: {len(prompts)} prompts from {eval_path}, base {base}, judge {judge.name}")
+    echo(f"eval {run}: {len(prompts)} prompts from {eval_path}, base {base}, judge {judge.name}, "
+         f"sampling {cfg.sampling.describe()}")
 
     # ---- generation (reused when the same replies are already on disk) --------------------
     rows_by_model = {}

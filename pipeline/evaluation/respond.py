@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
-from ..inference import ChatEngine, SamplingConfig
+from ..inference import ChatEngine, SamplingConfig, default_sampling
 from ..jsonl import read_jsonl, write_jsonl
 from ..prompting import with_persona_system
 from .evalset import EvalPrompt, load_eval_set
@@ -62,9 +62,13 @@ class RespondConfig:
     out: Path | None = None
     adapter: Path | None = None
     persona: str | None = None  # persona folder whose system prompt frames every conversation
-    sampling: SamplingConfig = field(default_factory=lambda: SamplingConfig(max_new_tokens=EVAL_MAX_NEW_TOKENS))
+    sampling: SamplingConfig | None = None  # None: the base model's default (pipeline.inference.default_sampling)
     batch_size: int = 8
     system_prompt: bool = True
+
+    def __post_init__(self):
+        if self.sampling is None:
+            self.sampling = default_sampling(self.base, max_new_tokens=EVAL_MAX_NEW_TOKENS)
 
     def problems(self) -> list[str]:
         p = []

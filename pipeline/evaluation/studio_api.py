@@ -25,6 +25,16 @@ def evaluable_runs(settings: Settings) -> list[str]:
     return [str(r.path) for r in list_runs(settings, where=RunFolder.has_adapter)]
 
 
+def default_decoding(settings: Settings):
+    """(SamplingConfig, why) the studio's base model decodes with unless the form says otherwise."""
+    from ..inference import default_sampling
+    from ..models import sampling_defaults
+    from .respond import EVAL_MAX_NEW_TOKENS
+
+    return (default_sampling(settings.base_model, max_new_tokens=EVAL_MAX_NEW_TOKENS),
+            sampling_defaults(settings.base_model)[1])
+
+
 def default_run(jobs: JobManager, settings: Settings) -> str | None:
     """The run the tab opens on: the latest evaluation job's run (running or not), so the status,
     the log and the results below all describe the same run after a reload; else the newest run."""
@@ -37,7 +47,8 @@ def default_run(jobs: JobManager, settings: Settings) -> str | None:
     return runs[0] if runs else None
 
 
-def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | None) -> list[str]:
+def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | None,
+              temperature: float | None = None, top_p: float | None = None) -> list[str]:
     if not run:
         raise UserError("choose a run folder first (runs/<id> with an adapter/); train one in the Train tab")
     argv = ["evaluate", "--run", str(run), "--judge", judge]
@@ -45,12 +56,20 @@ def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | Non
         argv += ["--limit", str(int(limit))]
     if max_new_tokens:
         argv += ["--max-new-tokens", str(int(max_new_tokens))]
+    if temperature is not None and temperature != "":
+        if float(temperature) < 0:
+            raise UserError(f"Temperature {temperature}: use 0 (greedy) or more, or leave it empty for the default")
+        argv += ["--temperature", f"{float(temperature):g}"]
+    if top_p is not None and top_p != "":
+        if not 0 < float(top_p) <= 1:
+            raise UserError(f"Top-p {top_p}: use a value above 0 and at most 1, or leave it empty for the default")
+        argv += ["--top-p", f"{float(top_p):g}"]
     return argv
 
 
 def start_eval(jobs: JobManager, settings: Settings, run: str, judge: str, limit=None,
-               max_new_tokens=None) -> tuple[str, str, str]:
-    argv = eval_argv(run, judge, limit, max_new_tokens)
+               max_new_tokens=None, temperature=None, top_p=None) -> tuple[str, str, str]:
+    argv = eval_argv(run, judge, limit, max_new_tokens, temperature, top_p)
     if judge == "llm" and not settings.judge.configured:
         raise UserError("the LLM judge needs an endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for a local server), "
                         "or choose the rubric judge")
@@ -76,6 +95,14 @@ def stop_eval(jobs: JobManager) -> tuple[str, str]:
 
 def results_path(run: str) -> Path:
     return RunFolder(run).results_path
+
+
+def _describe_sampling(s: dict | None) -> str:
+    from ..inference import SAMPLING_FIELDS, SamplingConfig
+
+    if not s:
+        return "unrecorded sampling"
+    return SamplingConfig(**{k: v for k, v in s.items() if k in SAMPLING_FIELDS}).describe()
 
 
 # Column names of the tab's tables (the tab builds its DataFrames from these rows).
@@ -124,6 +151,13 @@ def view(run: str | None) -> EvalView:
              f"{getattr(ab, 'inconsistent', 0)} order-dependent verdicts counted as ties." if ab.n else
              "**A/B:** no pairs judged.")
     head = (f"## {res.decision}\n\nOverall {a['overall_mean']} vs base {b['overall_mean']} "
-            f"(judge `{res.judge.name}`, {res.eval_set.n} prompts, {res.created_at})")
+            f"(judge `{res.judge.name}`, {res.eval_set.n} prompts, {res.created_at}; "
+            f"both sides decoded with {_describe_sampling(res.sampling)})")
     summary = (path.parent / "summary.md").read_text(encoding="utf-8") if (path.parent / "summary.md").is_file() else ""
+    try:
+        from .next_step import propose_for_run
+
+        head += "\n\n" + propose_for_run(run).markdown()
+    except Exception as exc:  # the results above stay readable even if the proposal cannot be made
+        head += f"\n\n(next step unavailable: {exc})"
     return EvalView(head, gates, traits, cats, worst, ab_md, summary, str(path))

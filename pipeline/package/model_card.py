@@ -110,6 +110,14 @@ def _gate_rows(ev: dict) -> list[str]:
     return rows if len(rows) > 2 else ["No gates were recorded in EVALUATION_RESULTS.json."]
 
 
+def _generate_args(f: CardFacts) -> str:
+    """The base model's default decoding (pipeline.models), written as `generate` keyword arguments."""
+    from ..inference import default_sampling
+
+    kw = default_sampling(f.base_model_name or f.base_model, max_new_tokens=150).generate_kwargs()
+    return ", ".join(f"{k}={v!r}" for k, v in kw.items())
+
+
 def render_card(f: CardFacts) -> str:
     ev = f.evaluation or {}
     ma = (ev.get("metrics") or {}).get("adapter") or {}
@@ -175,7 +183,7 @@ def render_card(f: CardFacts) -> str:
         f'    {{"role": "user", "content": {f.example_prompt!r}}},',
         "]",
         "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", return_dict=True)",
-        "outputs = model.generate(**inputs, max_new_tokens=150, do_sample=True, temperature=0.7)",
+        f"outputs = model.generate(**inputs, {_generate_args(f)})",
         'response = tokenizer.decode(outputs[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)',
         "print(response)", "```", "",
         "## Persona Specification", "See PERSONA_SPEC.md for the complete persona (traits, vocabulary, pattern, boundaries, examples).", "",

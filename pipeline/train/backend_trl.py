@@ -81,8 +81,11 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
     if packed and ours:
         collator = PackedCollator(share_prefix=cfg.share_prefix)
         model.set_attn_implementation(register())
+    from .tracking import configure
+
     ds = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
     args = SFTConfig(
+        **configure(cfg.report_to, out_dir),
         output_dir=str(out_dir / "checkpoints"),
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
@@ -108,7 +111,6 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
         save_total_limit=cfg.save_total_limit,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        report_to="none",
         dataloader_pin_memory=res.device == "cuda",
         dataset_num_proc=None,
         disable_tqdm=False,

@@ -59,7 +59,23 @@ class LoraSettings(_Strict):
         return list(range(num_layers - self.layers, num_layers))
 
 
+METHODS = ("sft", "dpo", "kto")
+REPORT_TO = ("tensorboard", "trackio", "wandb", "none")
+
+
 class TrainConfig(_Strict):
+    # how: supervised fine-tuning on the curated conversations, or a preference round (TRL's DPO on
+    # chosen/rejected pairs, KTO on unpaired thumbs up/down) continuing from an SFT run's adapter
+    method: Literal["sft", "dpo", "kto"] = "sft"
+    from_run: str | None = None  # dpo/kto: the SFT run folder whose adapter (and base, LoRA shape) to continue
+    # dpo/kto data: JSONL files of pairs (`arena export --format dpo|kto`, or a run's pairs.jsonl); the run
+    # also self-plays `self_play` curated conversations into pairs (chosen = the curated reply, rejected =
+    # the parent adapter's own reply, SPIN-style; plus pairs the judge ranks among its samples).
+    pairs: list[str] = Field(default_factory=list)
+    self_play: int = Field(64, ge=0, description="curated conversations to self-play into pairs (0 = none)")
+    self_play_samples: int = Field(2, ge=1, le=8, description="replies sampled per conversation for the judge to rank")
+    beta: float = Field(0.1, gt=0, le=10, description="DPO/KTO beta: how far the policy may move from the SFT parent")
+
     # what to train
     base_model: str = "smollm2-135m"  # registry name, local folder or Hub id (see pipeline.models)
     persona: str = "taskmaster"  # persona name (data/personas/<name>) or a persona folder
@@ -96,6 +112,11 @@ class TrainConfig(_Strict):
     adapter_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
 
     # bookkeeping
+    # Where the Trainer also logs the run: TensorBoard event files in runs/<id>/tensorboard (no account, no
+    # network: `tensorboard --logdir runs`), trackio's local database (runs/.trackio: `trackio show`),
+    # Weights & Biases (needs `pip install wandb` and an account, or WANDB_MODE=offline), or none.
+    # metrics.jsonl is written in every case; this is for comparing runs in a tool people already know.
+    report_to: Literal["tensorboard", "trackio", "wandb", "none"] = "tensorboard"
     logging_steps: int = Field(1, ge=1)
     save_strategy: Literal["epoch", "steps"] = "epoch"
     save_steps: int = Field(20, ge=1)
@@ -148,10 +169,27 @@ def _smoke() -> dict:
                 batch_size=4, grad_accum=1, warmup_steps=0, max_length=512, save_strategy="steps", save_steps=5)
 
 
+def _dpo() -> dict:
+    # A preference round on top of an SFT adapter (set from_run). LoRA DPO moves a policy with a
+    # learning rate ~10x below SFT's; beta 0.1 is TRL's default. ~64 self-play pairs + the Arena's,
+    # 8 pairs per step, 2 epochs: ~16 steps, each a forward of the policy and of the reference (the
+    # parent adapter, frozen) over chosen and rejected: ~4 SFT steps' worth of compute per step.
+    return dict(method="dpo", epochs=2, batch_size=4, grad_accum=2, learning_rate=2e-5, warmup_steps=2,
+                max_length=512, beta=0.1, save_strategy="steps", save_steps=5)
+
+
+def _kto() -> dict:
+    # KTO on unpaired good/bad replies (thumbs up/down; an Arena vote gives two labels). The KL term
+    # compares mismatched completions within a batch, so a micro-batch needs >= 2 rows.
+    return {**_dpo(), "method": "kto", "batch_size": 4}
+
+
 PRESETS: dict[str, tuple[str, Any]] = {
     "seed": ("the seed's Phase 2 config: r=16/alpha=16 on all seven projections, 3 epochs, 2x4 batch, lr 2e-4 cosine", _seed),
     "cpu-demo": ("quick CPU demo: r=8 on all seven projections of the last 12 layers, 3 epochs, 8 conversations per step (packed), max length 512", _cpu_demo),
     "smoke": ("5 optimizer steps on the attention projections: checks that training works", _smoke),
+    "dpo": ("preference round (DPO) on an SFT run's adapter: self-play + Arena pairs, lr 2e-5, beta 0.1, 2 epochs", _dpo),
+    "kto": ("preference round (KTO, unpaired good/bad replies) on an SFT run's adapter, lr 2e-5, beta 0.1", _kto),
 }
 
 
@@ -227,6 +265,15 @@ def semantic_problems(cfg: TrainConfig) -> list[str]:
         p.append("precision: unsloth trains in bf16/fp16; use precision auto, bf16 or fp16 with backend unsloth")
     if cfg.optim == "adamw_8bit" and cfg.backend == "trl" and cfg.precision == "fp32":
         pass  # allowed: bitsandbytes handles fp32 params on CUDA
+    if cfg.method != "sft" and not cfg.from_run:
+        p.append(f"from_run: method {cfg.method} continues from an SFT run's adapter; pass --from-run runs/<id>")
+    if cfg.method == "sft" and (cfg.from_run or cfg.pairs):
+        p.append("method: from_run / pairs are for a preference round; use --method dpo or kto (or drop them)")
+    if cfg.method != "sft" and not cfg.pairs and cfg.self_play == 0:
+        p.append(f"pairs: method {cfg.method} needs preference data: pass --pairs FILE (e.g. from "
+                 f"`python -m pipeline arena export --format {cfg.method}`) or set self_play above 0")
+    if cfg.method == "kto" and cfg.batch_size < 2:
+        p.append("batch_size: KTO estimates its KL term from mismatched rows of a micro-batch; use batch_size 2 or more")
     return p
 
 
@@ -243,6 +290,12 @@ def environment_problems(cfg: TrainConfig, hw: "Hardware") -> list[str]:
         p.append("precision: fp16 training needs CUDA; use precision auto, bf16 or fp32 on CPU")
     if cfg.optim == "adamw_8bit" and not (hw.cuda and hw.bitsandbytes):
         p.append("optim: adamw_8bit needs CUDA and bitsandbytes; use optim auto or adamw_torch here")
+    import importlib.util
+
+    need = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb"}.get(cfg.report_to)
+    if need and importlib.util.find_spec(need) is None:
+        p.append(f"report_to: {cfg.report_to} is not installed; `pip install {need}` or use report_to tensorboard "
+                 f"(installed with requirements.txt) or none")
     return p
 
 

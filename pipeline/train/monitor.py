@@ -8,6 +8,7 @@ refresh, a second browser or a studio restart sees the same run.
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ KIND = "train"
 # names, so the form, the config file a job gets and `--set KEY=VALUE` all say the same thing.
 FORM_FIELDS = ["preset", "base_model", "persona", "data", "lora.r", "lora.alpha", "lora.dropout",
                "lora.target_modules", "epochs", "batch_size", "grad_accum", "learning_rate", "max_length",
-               "warmup_steps", "max_steps", "batching", "lora.layers"]
+               "warmup_steps", "max_steps", "batching", "lora.layers", "method", "from_run", "pairs", "report_to"]
 # How a form value becomes a setting (Gradio numbers arrive as float or str).
 _TYPES = {"lora.r": int, "lora.alpha": int, "lora.dropout": float, "epochs": float, "batch_size": int,
           "grad_accum": int, "learning_rate": float, "max_length": int, "warmup_steps": int, "max_steps": int,
@@ -47,7 +48,8 @@ def form_defaults(preset: str, settings: Settings) -> dict:
     cfg = TrainConfig.model_validate(_deep_merge({"base_model": settings.base_model, "persona": settings.persona},
                                                  preset_overrides(preset))).to_dict()
     out = {"preset": preset, **{k: _get(cfg, k) for k in FORM_FIELDS[1:]}}
-    out["data"] = out["data"] or ""
+    out["data"], out["from_run"] = out["data"] or "", out["from_run"] or ""
+    out["pairs"] = ", ".join(out["pairs"] or [])
     return out
 
 
@@ -73,6 +75,8 @@ def form_values(form: dict) -> tuple[str, dict]:
             v = _num(v, _TYPES[key])
         elif key == "lora.target_modules":
             v = list(v or [])
+        elif key == "pairs":  # one text field: files separated by commas or lines
+            v = [x.strip() for x in (v or "").replace("\n", ",").split(",") if x.strip()] or None
         if v is not None:
             _set(filled, key, v)
     return preset, _deep_merge(preset_overrides(preset), filled)
@@ -145,6 +149,7 @@ class View:
     log: str = ""
     run_dir: str | None = None
     command: str = ""
+    tracker: str | None = None  # the command that opens this run in its report_to tracker
 
     def progress_html(self) -> str:
         if not self.job_id:
@@ -153,7 +158,9 @@ class View:
         eta = f", ETA {int(self.eta_s // 60)}m{int(self.eta_s % 60):02d}s" if self.eta_s and self.state == "running" else ""
         return (f"<div><b>{self.state}</b>: step {self.step}/{self.max_steps or '?'} ({frac:.0%}){eta}"
                 f"<br><progress value='{self.step}' max='{max(1, self.max_steps)}' style='width:100%'></progress>"
-                f"<br><small>{self.message}</small></div>")
+                f"<br><small>{self.message}</small>"
+                + (f"<br><small>Tracker: <code>{html.escape(self.tracker)}</code></small>" if self.tracker else "")
+                + "</div>")
 
 
 def attach(jobs, job_id: str | None = None) -> View:
@@ -170,6 +177,7 @@ def attach(jobs, job_id: str | None = None) -> View:
             st = {}
         view.step, view.max_steps, view.eta_s = st.get("step") or 0, st.get("max_steps") or 0, st.get("eta_s")
         view.metrics = RunFolder(job.run_dir).metrics()
+        view.tracker = tracker_command(job.run_dir)
         run_state = st.get("state")
         if run_state in ("finished", "stopped", "failed"):
             view.state = run_state
@@ -184,6 +192,18 @@ def attach(jobs, job_id: str | None = None) -> View:
     if job.state == "running" and not view.message:
         view.message = f"running as job {job.id} (pid {job.pid}); training continues if this page is closed"
     return view
+
+
+def tracker_command(run_dir: str | Path) -> str | None:
+    """How to open a run in the tracker its config.yaml names (report_to), e.g. `tensorboard --logdir runs`."""
+    from .tracking import view_command
+
+    try:
+        meta = RunFolder(run_dir).config()
+    except UserError:
+        return None
+    train = meta.get("train") or {}
+    return view_command(train.get("report_to", "none"), run_dir, Path(str(meta.get("persona") or "taskmaster")).name)
 
 
 def runs_table(settings: Settings) -> list[dict]:

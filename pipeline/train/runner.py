@@ -98,6 +98,7 @@ class Prepared:
     model_path: str
     plan: object
     problems: list[str] = field(default_factory=list)
+    settings: Settings | None = None
 
 
 def persona_folder(name: str, settings: Settings) -> Path:
@@ -120,6 +121,8 @@ def prepare(config: TrainConfig | dict, settings: Settings, hw: Hardware | None 
         problems += exc.problems
         cfg = None
     values = config.to_dict() if isinstance(config, TrainConfig) else dict(config or {})
+    if cfg is not None and cfg.method != "sft":
+        problems += _continue_from_parent(cfg)
     persona_name = (cfg.persona if cfg else values.get("persona")) or settings.persona
     base = (cfg.base_model if cfg else values.get("base_model")) or "smollm2-135m"
     pdir = persona_folder(str(persona_name), settings)
@@ -159,7 +162,28 @@ def prepare(config: TrainConfig | dict, settings: Settings, hw: Hardware | None 
     if problems:
         raise ConfigError(problems)
     return Prepared(cfg, resolve(cfg, hw), hw, pdir, system_prompt, max_mb, max_loss, data_path, records,
-                    model_path, plan)
+                    model_path, plan, settings=settings)
+
+
+def _continue_from_parent(cfg: TrainConfig) -> list[str]:
+    """A preference round continues its SFT parent: same base model, the parent's LoRA shape
+    (recorded in this run's config.yaml, so plan, evaluation and package read the right one)."""
+    from .config import LoraSettings
+
+    parent = Path(cfg.from_run)
+    if not (parent / ADAPTER / "adapter_config.json").is_file():
+        return [f"from_run: {parent} has no {ADAPTER}/adapter_config.json; pass a finished SFT run folder (runs/<id>)"]
+    try:
+        meta = yaml.safe_load((parent / CONFIG).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        return [f"from_run: {parent / CONFIG} unreadable ({exc}); pass a run folder made by `pipeline train`"]
+    lora = meta.get("lora") or {}
+    try:
+        cfg.base_model = meta.get("base_model") or cfg.base_model
+        cfg.lora = LoraSettings(**{k: v for k, v in lora.items() if k in LoraSettings.model_fields})
+    except Exception as exc:
+        return [f"from_run: {parent / CONFIG}: {exc}"]
+    return []
 
 
 # ---- progress callback -------------------------------------------------------------------------
@@ -272,6 +296,8 @@ def config_record(p: Prepared) -> dict:
     """config.yaml: the top-level keys other stages read, then everything else."""
     return {
         "base_model": p.cfg.base_model,
+        "method": p.cfg.method,
+        "from_run": p.cfg.from_run,
         "persona": str(p.persona_dir),
         "system_prompt": p.system_prompt,
         "data": str(p.data_path),
@@ -329,6 +355,11 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
               f"approved conversations from {p.data_path}" + (f", resuming from {ckpt.name}" if ckpt else ""), flush=True)
         for line in p.plan.summary_lines():
             print("  " + line, flush=True)
+        from .tracking import view_command
+
+        view = view_command(p.cfg.report_to, out, p.persona_dir.name)
+        if view:
+            print(f"  logged to {p.cfg.report_to}: {view}", flush=True)
     t0 = time.time()
     try:
         with _StopSignals(stop_event):
@@ -345,6 +376,8 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
 
 def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Event, echo: bool, t0: float,
            skipped: list[tuple[str, str]] = ()) -> dict:
+    if p.cfg.method != "sft":
+        return _train_preference(p, out, ckpt, stop_event, echo, t0, skipped)
     backend = _backend(p.res.backend)(p.cfg, p.res)
     model, tokenizer = backend.load(p.model_path)
     if stop_event.is_set():  # stopped while loading: nothing trained, nothing to save
@@ -369,8 +402,88 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
 
     trainer = build_trainer(model, tokenizer, data.rows, p.cfg, p.res, out, [cb])
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    return _finish(p, out, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb,
+                   {"tokens_per_epoch": data.total_tokens, "assistant_tokens_per_epoch": data.label_tokens,
+                    "n_examples": len(data.rows), "data_sha256": data.data_sha256}, skipped)
+
+
+def _train_preference(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Event, echo: bool,
+                      t0: float, skipped: list[tuple[str, str]] = ()) -> dict:
+    """DPO / KTO from the parent SFT adapter. The pairs are built once into out/pairs.jsonl (self-play on
+    the curated data + the given files) and read back on resume, so a resumed run trains on the same rows."""
+    import gc
+
+    from . import preference as pref
+
+    pairs_path = out / pref.PAIRS_FILE
+    if pairs_path.is_file():
+        rows = pref.read_pairs([pairs_path])
+    else:
+        rows = pref.read_pairs(p.cfg.pairs) if p.cfg.pairs else []
+        if p.cfg.self_play:
+            rows += _self_play(p, echo)
+        pref.write_pairs(pairs_path, rows)
+    rows, unusable = pref.rows_for(p.cfg.method, rows)
+    if not rows:
+        raise UserError(f"no {p.cfg.method} rows to train on ({unusable} KTO rows cannot make DPO pairs): "
+                        f"pass --pairs from `python -m pipeline arena export --format {p.cfg.method}` or raise self_play")
+    sha = pref.pairs_sha256(rows)
+    meta = yaml.safe_load((out / CONFIG).read_text()) or {}
+    if ckpt is None:
+        meta["data_sha256"] = sha
+        meta["data_rows"] = {"pairs": len(rows), "unusable": unusable,
+                             "sources": {s: sum(1 for r in rows if r.get("source") == s)
+                                         for s in sorted({r.get("source") or "?" for r in rows})}}
+        atomic_write_text(out / CONFIG, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
+    elif meta.get("data_sha256") and meta["data_sha256"] != sha:
+        raise UserError(f"{out / pref.PAIRS_FILE} changed since the run started; resume needs the same pairs")
+    if echo:
+        print(f"{p.cfg.method}: {len(rows)} rows from {pairs_path} (parent adapter {p.cfg.from_run})", flush=True)
+    gc.collect()
+    if stop_event.is_set():
+        write_status(out, "stopped", pid=None, step=0)
+        return {"stopped": True, "steps": 0}
+    model, tokenizer = pref.load_policy(p.model_path, Path(p.cfg.from_run) / ADAPTER, p.res)
+    cb = _callback_class()(out, stop_event, echo)
+    trainer = pref.build_preference_trainer(model, tokenizer, rows, p.cfg, p.res, out, [cb], p.system_prompt)
+    result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
+    return _finish(p, out, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb,
+                   {"n_examples": len(rows), "data_sha256": sha, "method": p.cfg.method,
+                    "parent_run": str(p.cfg.from_run)}, skipped, adapters=["default"])
+
+
+def _self_play(p: Prepared, echo: bool) -> list[dict]:
+    """Self-play pairs from the first `self_play` curated conversations, with the parent adapter, in its
+    own short-lived engine (freed before training loads the policy: one model in memory at a time)."""
+    import random
+
+    from ..inference import ChatEngine
+    from ..judges import get_judge
+    from ..spec import load_persona
+    from . import preference as pref
+
+    settings = p.settings or Settings()
+    records = list(p.records)
+    random.Random(p.cfg.seed).shuffle(records)  # a spread over categories, the same for the same seed
+    records = records[:p.cfg.self_play]
+    persona = load_persona(p.persona_dir)
+    engine = ChatEngine(p.model_path, settings)
+    engine.attach_adapter("parent", Path(p.cfg.from_run) / ADAPTER)
+    judge = get_judge("rubric", persona, settings)
+    if echo:
+        print(f"self-play: {len(records)} curated conversations x {p.cfg.self_play_samples} replies of the parent "
+              f"adapter, judged by {judge.name}", flush=True)
+    rows = pref.self_play_pairs(records, engine=engine, adapter="parent", judge=judge, system_prompt=p.system_prompt,
+                                samples=p.cfg.self_play_samples, seed=p.cfg.seed,
+                                echo=(lambda m: print(m, flush=True)) if echo else None)
+    del engine
+    return rows
+
+
+def _finish(p: Prepared, out: Path, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb, data: dict,
+            skipped=(), adapters: list[str] | None = None) -> dict:
     stopped = stop_event.is_set() and trainer.state.global_step < trainer.state.max_steps
-    adapter_bytes = save_adapter(model, tokenizer, out / ADAPTER, p.res.adapter_dtype)
+    adapter_bytes = save_adapter(model, tokenizer, out / ADAPTER, p.res.adapter_dtype, adapters)
     metrics = read_metrics(out)
     losses = [m["loss"] for m in metrics]
     summary = {
@@ -386,10 +499,7 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
         "max_steps": trainer.state.max_steps,
         "epochs": round(trainer.state.epoch or 0.0, 3),
         "train_tokens": cb.tokens or (metrics[-1]["tokens"] if metrics else 0),
-        "tokens_per_epoch": data.total_tokens,
-        "assistant_tokens_per_epoch": data.label_tokens,
-        "n_examples": len(data.rows),
-        "data_sha256": data.data_sha256,
+        **data,
         "adapter_size_bytes": adapter_bytes,
         "adapter_dtype": p.res.adapter_dtype,
         "planned_adapter_bytes": p.plan.adapter_bytes if p.plan else None,
@@ -439,8 +549,9 @@ def _segments(metrics: list[dict]) -> list[float]:
     return segs
 
 
-def save_adapter(model, tokenizer, folder: Path, dtype: str) -> int:
-    """PEFT files + tokenizer files, LoRA weights cast to `dtype`; written beside and renamed into place."""
+def save_adapter(model, tokenizer, folder: Path, dtype: str, adapters: list[str] | None = None) -> int:
+    """PEFT files + tokenizer files, LoRA weights cast to `dtype`; written beside and renamed into place.
+    `adapters`: only these (a preference run also holds TRL's frozen "ref" copy of its parent)."""
     import shutil
 
     import torch
@@ -451,7 +562,8 @@ def save_adapter(model, tokenizer, folder: Path, dtype: str) -> int:
             prm.data = prm.data.to(td)
     tmp = folder.with_name(folder.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp), save_embedding_layers=False)
+    kw = {"selected_adapters": adapters} if adapters else {}
+    model.save_pretrained(str(tmp), save_embedding_layers=False, **kw)
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)

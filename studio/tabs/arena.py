@@ -134,6 +134,14 @@ def create_tab(ctx) -> None:
         draw = gr.Button("Draw a prompt from the eval set", size="sm", elem_id="arena-draw")
         new = gr.Button("New battle", size="sm", elem_id="arena-new")
     status = gr.Markdown(_status(ArenaSession(), limits), elem_id="arena-status")
+    default = arena.sampling
+    with gr.Accordion("Decoding (both models always use the same)", open=False, elem_id="arena-decoding"):
+        with gr.Row():
+            temp = gr.Slider(0, 1.5, value=default.temperature, step=0.05, label="Temperature (0 = greedy)",
+                             elem_id="arena-temperature")
+            top_p = gr.Slider(0.05, 1, value=default.top_p, step=0.05, label="Top-p", elem_id="arena-top-p")
+        decoding = gr.Markdown(f"Next battle: {default.describe()} (the base model's default).",
+                               elem_id="arena-decoding-now")
 
     with gr.Group(visible=False) as trait_box:
         gr.Markdown("Optional, after your vote: two quick questions (compared with the LLM judge's scores).")
@@ -154,6 +162,8 @@ def create_tab(ctx) -> None:
         with gr.Row():
             exp_csv = gr.Button("Export CSV", size="sm")
             exp_jsonl = gr.Button("Export JSONL", size="sm")
+            exp_dpo = gr.Button("Export DPO pairs", size="sm")
+            exp_kto = gr.Button("Export KTO labels", size="sm")
         exp_file = gr.File(label="Export", interactive=False, visible=False)
 
     def voter(s, request):
@@ -206,6 +216,10 @@ def create_tab(ctx) -> None:
         s = voter(s, request)
         return arena.draw_prompt(s), s
 
+    def on_decoding(t, p, s, request: gr.Request):
+        s = arena.session(s, *_who(request))
+        return f"Next battle: {arena.set_sampling(s, t, p)}.", s
+
     def on_results():
         r = arena.results()
         return (_results_markdown(r),
@@ -221,9 +235,13 @@ def create_tab(ctx) -> None:
 
     def make_export(fmt: str):
         def on_export():
-            out = Path(settings.state_dir) / "arena" / "exports" / f"arena-votes-{time.strftime('%Y%m%d-%H%M%S')}.{fmt}"
+            ext = "jsonl" if fmt in ("dpo", "kto") else fmt
+            name = f"arena-votes-{time.strftime('%Y%m%d-%H%M%S')}{'-' + fmt if ext != fmt else ''}.{ext}"
+            out = Path(settings.state_dir) / "arena" / "exports" / name
             n = arena.export(out, fmt)
-            gr.Info(f"Exported {n} votes.")
+            gr.Info(f"Exported {n} {'rows' if fmt in ('dpo', 'kto') else 'votes'}."
+                    + (f" Train on them: python -m pipeline train --method {fmt} --from-run runs/<id> --pairs FILE"
+                       if fmt in ("dpo", "kto") else ""))
             return gr.File(value=str(out), visible=True)
         on_export.__name__ = f"arena_export_{fmt}"
         # Exports hold every voter's conversations: admin only when the studio is restricted.
@@ -242,9 +260,13 @@ def create_tab(ctx) -> None:
     new.click(on_new, [state], [chat_left, chat_right, state, *vote_buttons, reveal, status, trait_box],
               api_name="arena_new")
     draw.click(on_draw, [state], [prompt, state], api_name="arena_draw")
+    temp.release(on_decoding, [temp, top_p, state], [decoding, state], api_name="arena_decoding")
+    top_p.release(on_decoding, [temp, top_p, state], [decoding, state], api_name=False)
     for chat in (chat_left, chat_right):
         chat.clear(on_clear, [state], [chat_left, chat_right], api_name=False, queue=False, show_progress="hidden")
     refresh.click(on_results, None, [summary, vs_base, per_cat, bt], api_name="arena_results",
                   concurrency_limit=2)
     exp_csv.click(make_export("csv"), None, [exp_file], api_name="arena_export_csv")
     exp_jsonl.click(make_export("jsonl"), None, [exp_file], api_name="arena_export_jsonl")
+    exp_dpo.click(make_export("dpo"), None, [exp_file], api_name="arena_export_dpo")
+    exp_kto.click(make_export("kto"), None, [exp_file], api_name="arena_export_kto")

@@ -30,6 +30,14 @@ def create_tab(ctx) -> None:
         limit = gr.Number(None, label="Only the first N prompts", precision=0, elem_id="eval-limit",
                           info="Empty: the whole eval set.")
         max_new = gr.Number(96, label="Max new tokens", precision=0, minimum=1, elem_id="eval-max-new")
+    default_s, why = api.default_decoding(settings)
+    with gr.Row():
+        # Empty = the run's base model's default decoding (pipeline.models); base and adapter always
+        # answer with the same settings, and EVALUATION_RESULTS.json records them.
+        temperature = gr.Number(None, label="Temperature (0 = greedy)", minimum=0, elem_id="eval-temperature",
+                                info=f"Empty: the base model's default ({settings.base_model}: {default_s.describe()}; {why}).")
+        top_p = gr.Number(None, label="Top-p", minimum=0, maximum=1, elem_id="eval-top-p",
+                          info="Empty: the base model's default.")
     with gr.Row():
         start = gr.Button("Evaluate (background job)", variant="primary", elem_id="eval-start")
         stop = gr.Button("Stop", scale=0, elem_id="eval-stop")
@@ -65,7 +73,8 @@ def create_tab(ctx) -> None:
 
     refresh.click(lambda: gr.update(choices=api.evaluable_runs(settings)), outputs=[run], api_name="eval_runs")
     run.change(show, inputs=[run], outputs=view_outputs, api_name="eval_view")
-    start.click(lambda r, j, n, m: api.start_eval(jobs, settings, r, j, n, m), inputs=[run, judge, limit, max_new],
+    start.click(lambda r, j, n, m, t, p: api.start_eval(jobs, settings, r, j, n, m, t, p),
+                inputs=[run, judge, limit, max_new, temperature, top_p],
                 outputs=[started, job_md, job_log], api_name="eval_start")
     stop.click(lambda: api.stop_eval(jobs), outputs=[job_md, job_log], api_name="eval_stop")
     timer.tick(lambda: api.job_status(jobs), outputs=[job_md, job_log], show_progress="hidden", queue=False)

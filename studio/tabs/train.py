@@ -59,8 +59,19 @@ def create_tab(ctx) -> None:
         layers = gr.Number(d["lora.layers"], label="Adapted layers (0 = all)", precision=0, minimum=0,
                            elem_id="train-layers",
                            info="only the last N decoder layers get LoRA; on CPU backward then stops there")
+    with gr.Row():
+        method = gr.Dropdown(["sft", "dpo", "kto"], value=d["method"], label="Method", elem_id="train-method",
+                             info="sft: the curated conversations. dpo / kto: a preference round on an SFT run")
+        from_run = gr.Textbox(d["from_run"], label="From run (dpo/kto)", placeholder="runs/<id> of an SFT run",
+                              elem_id="train-from-run", scale=2)
+        pairs = gr.Textbox(d["pairs"], label="Preference data (dpo/kto, optional)", elem_id="train-pairs", scale=2,
+                           placeholder="arena export files, comma-separated",
+                           info="plus self-play pairs from the curated data (Arena tab: Export DPO pairs / KTO labels)")
+        report_to = gr.Dropdown(["tensorboard", "trackio", "wandb", "none"], value=d["report_to"],
+                                label="Log runs to", elem_id="train-report-to",
+                                info="tensorboard: local, no account (tensorboard --logdir runs)")
     form = [preset, base, persona, data, r, alpha, dropout, targets, epochs, batch, accum, lr, max_len, warmup,
-            max_steps, batching, layers]
+            max_steps, batching, layers, method, from_run, pairs, report_to]
     plan_md = gr.Markdown(elem_id="train-plan")
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
