@@ -99,8 +99,9 @@ class RunFolder:
 
     # ---- readers ---------------------------------------------------------------------------
     def exists(self) -> bool:
-        """A run folder: it has a config.yaml or a status.json."""
-        return self.config_path.is_file() or self.status_path.is_file()
+        """A run folder: it has a config.yaml, a status.json or a saved adapter (an adapter
+        copied in by hand is evaluated like any other)."""
+        return self.config_path.is_file() or self.status_path.is_file() or self.has_adapter()
 
     def raw_status(self) -> dict:
         """status.json as written ({} when there is none or it is being rewritten)."""

@@ -132,7 +132,8 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
     assert "--override-validation" in line and "--public" in line and "--dataset-repo me/tm-data" in line
     assert "--override-validation" not in push_command(PushConfig(package="p", repo_id="me/tm"))
 
-    with launched(build_app(root_settings)) as url:
+    demo = build_app(root_settings)
+    with launched(demo) as url:
         client = Client(url, verbose=False)
         # A push that fails (a run not packaged yet): the token field comes back empty, the reason
         # is on the page, and the command line names the override.

@@ -68,6 +68,8 @@ def form_values(form: dict) -> tuple[str, dict]:
     preset = form.get("preset") or "seed"
     filled: dict = {}
     for key in FORM_FIELDS[1:]:
+        if key not in form:  # a field the caller did not send keeps the preset's value
+            continue
         v = form.get(key)
         if isinstance(v, str):
             v = v.strip() or None
