@@ -4,6 +4,7 @@ the real `eval` / `respond` CLI on a tiny model with a real (two optimizer steps
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -333,6 +334,67 @@ def test_evaluate_tab_runs_a_background_eval_and_shows_the_gates(tiny_run, tmp_p
         rows = {r[0]: r[1] for r in gates["data"]}
         assert rows["overall_score"] == "FAIL" and rows["adapter_size"] == "PASS" and set(rows.values()) <= {"PASS", "FAIL"}
         assert "A/B" in ab and "## Quality gates" in summary
+        # Readable gates: value and threshold as text a person reads, rounded, never raw JSON.
+        for _, _, value, threshold, _ in gates["data"]:
+            for cell in (value, threshold):
+                assert "{" not in str(cell) and not re.search(r"\.\d{4,}", str(cell)), cell
+        # Worst replies: the adapter's and the base model's reply to the same prompt, side by side.
+        assert gates["headers"][:4] == ["gate", "result", "value", "threshold"]
+        assert worst["headers"][3:5] == ["adapter reply", "base reply"]
+        from pipeline.jsonl import read_jsonl
+
+        base = {r["id"]: r.get("reply") or "" for r in read_jsonl(run / "eval" / "responses_base.jsonl")}
+        assert worst["data"] and all(r[4] == base[r[0]] for r in worst["data"])
+        # Downloads: the adapter as a zip and EVALUATION_RESULTS.json.
+        files = [Path(f if isinstance(f, str) else f.get("path") or f.get("name")) for f in file]
+        names = {f.name for f in files}
+        assert "tiny-run-adapter.zip" in names and "EVALUATION_RESULTS.json" in names, names
+        results_file = next(f for f in files if f.name == "EVALUATION_RESULTS.json")
+        assert json.loads(results_file.read_text())["schema_version"] == 1
         assert "both sides decoded with greedy" in decision
         assert Path(file).name == "EVALUATION_RESULTS.json"
         assert json.loads(Path(file).read_text())["schema_version"] == 1
+
+
+# ---- comparing two evaluated runs (pipeline/evaluation/compare.py) --------------------------
+def test_compare_two_runs_pairs_by_prompt_and_refuses_different_rulers(tiny_run, tmp_path, capsys):
+    import shutil
+
+    from pipeline.errors import UserError
+    from pipeline.evaluation.compare import compare_runs
+    from pipeline.evaluation.studio_api import compare_view
+    from pipeline.jsonl import read_jsonl, write_jsonl
+
+    eval_set = _write_eval_set(tmp_path)
+    runs = {}
+    for name in ("a", "b", "c"):
+        runs[name] = tmp_path / name
+        shutil.copytree(tiny_run, runs[name], ignore=shutil.ignore_patterns("eval"))
+    for name in ("a", "b"):
+        assert main(["eval", "--run", str(runs[name]), "--eval-set", str(eval_set), "--max-new-tokens", "4",
+                     "--out", str(runs[name] / "eval")]) == 0
+    # Run B's judge verdicts raised by exactly 1 on one trait for every prompt: the paired
+    # difference is +1 with a zero-width interval, every other trait 0 (same model, greedy).
+    path = runs["b"] / "eval" / "responses_adapter.jsonl"
+    rows = read_jsonl(path)
+    trait = next(iter(rows[0]["verdict"]["traits"]))
+    for r in rows:
+        if r["verdict"].get("ok"):
+            r["verdict"]["traits"][trait] += 1
+    write_jsonl(path, rows)
+    cmp = compare_runs(runs["a"], runs["b"])
+    by = {t["trait"]: t for t in cmp.traits}
+    assert by[trait]["delta"] == 1 and by[trait]["ci_low"] == by[trait]["ci_high"] == 1 and by[trait]["n"] >= 2
+    assert all(t["delta"] == 0 for k, t in by.items() if k != trait)
+    assert {g["gate"] for g in cmp.gates} >= {"overall_score", "ab_win_rate"}
+    md, traits, gates = compare_view(str(runs["a"]), str(runs["b"]))
+    assert "same eval set" in md and f"{trait} +1.00" in md
+    assert list(traits.columns)[:3] == ["trait", "a", "b"] and "95% interval" in traits.columns
+    # A run evaluated on another eval set is refused, naming what differs.
+    other_set = tmp_path / "other.yaml"
+    other_set.write_text(eval_set.read_text().replace("version: 1", "version: 2"))
+    assert main(["eval", "--run", str(runs["c"]), "--eval-set", str(other_set), "--max-new-tokens", "4",
+                 "--out", str(runs["c"] / "eval")]) == 0
+    with pytest.raises(UserError, match="different eval sets"):
+        compare_runs(runs["a"], runs["c"])
+    capsys.readouterr()

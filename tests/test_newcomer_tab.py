@@ -160,3 +160,110 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
     left, right = fn(s)
     assert left[-1]["content"] == "left reply" and right[-1]["content"] == "right reply"
     assert 'aria-label="Clear"' in demo.studio_launch_kwargs["css"]
+
+
+# ---- 2. Training uses the Data tab's newest exported version by default, and records it ------
+
+def test_train_defaults_to_the_newest_export_and_records_it(root_settings):
+    from pipeline.dataset import stages
+    from pipeline.train import monitor
+    from pipeline.train.data import dataset_record
+
+    shipped = root_settings.persona_dir() / "train.jsonl"
+    assert monitor.form_defaults("cpu-demo", root_settings)["data"] == ""
+    note = monitor.data_note("", root_settings)
+    assert "shipped set" in note and "no exported version" in note
+    stages.run_export(root_settings, include_pending=False, note="")  # v1: the approved shipped examples
+    stages.run_export(root_settings, include_pending=False, note="")  # v2
+    d = monitor.form_defaults("cpu-demo", root_settings)["data"]
+    assert d.endswith("v2/train.jsonl"), d
+    assert "`v2`" in monitor.data_note(d, root_settings)
+    rec = dataset_record(d, 12)
+    assert rec["version"] == "v2" and rec["count"] == 12 and len(rec["sha256"]) == 64
+    assert not rec["path"].startswith("/"), "no absolute local path in what travels into a package"
+    assert dataset_record(shipped)["version"] == "shipped"
+
+
+# ---- 7. A run resumed outside the studio shows as running, with its steps -------------------
+
+def test_attach_follows_a_run_resumed_outside_the_studio(tmp_path):
+    import json
+
+    from pipeline.train import monitor
+
+    jobs = JobManager(tmp_path / "jobs")
+    run = tmp_path / "runs" / "r1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("base_model: tiny\n")
+    job = jobs.start("train", ["train", "--out", str(run)], run_dir=str(run), program=[sys.executable, "-c", "pass"])
+    jobs.wait(job.id, timeout=30)
+    # The CLI resumed it: status.json says running with a live pid (this test process), steps advance.
+    (run / "status.json").write_text(json.dumps({"state": "running", "pid": os.getpid(), "step": 7, "max_steps": 20}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "loss": 2.0 - i / 10}) + "\n" for i in (5, 6, 7)))
+    view = monitor.attach(jobs, job.id)
+    assert view.state == "running" and view.step == 7, (view.state, view.step)
+    assert "resumed outside the studio" in view.message and "step 7" in view.log
+
+
+# ---- 8. A reload during a run shows that run's form, not the default preset ---------------
+
+def test_reloaded_form_is_the_running_jobs_form(root_settings, tmp_path):
+    from pipeline.train import monitor
+
+    form = {**monitor.form_defaults("smoke", root_settings), "data": "/data/v3/train.jsonl", "r": 4,
+            "learning_rate": 0.005, "target_modules": ["q_proj", "v_proj"], "max_steps": 3}
+    jobs = JobManager(root_settings.state_dir / "jobs")
+    assert monitor.page_form(jobs, root_settings) is None  # nothing running: the tab shows defaults
+    job = jobs.start("train", monitor.command_argv(form, str(tmp_path / "run")), run_dir=str(tmp_path / "run"),
+                     program=[sys.executable, "-c", "import time; time.sleep(20)"])
+    try:
+        assert monitor.page_form(jobs, root_settings) == form
+    finally:
+        jobs.stop(job.id, force=True)
+
+
+# ---- Arena: "both bad" counted the same in win rate and Bradley-Terry; admin-chosen contenders
+
+def _vote(i, vote, left, right="base"):
+    return {"battle_id": f"b{i}", "model_left": left, "model_right": right, "vote": vote,
+            "winner": {"left": left, "right": right}.get(vote), "conversation_left": [], "conversation_right": [],
+            "turns": 1, "prompt_id": None, "category": None, "voter_id": f"anon:{i}", "started_at": 1000.0 + i,
+            "voted_at": 1001.0 + i, "sampling": {}}
+
+
+def test_both_bad_counts_the_same_in_win_rate_and_bradley_terry():
+    from pipeline.arena import stats
+
+    votes = [_vote(i, "left" if i < 5 else "tie", "x") for i in range(10)]
+    votes += [_vote(10 + i, "left" if i < 2 else "both_bad", "y") for i in range(10)]
+    s = stats.summarize(votes)
+    rate = {r["model"]: r["win_rate"] for r in s["vs_base"]}
+    assert rate["y"] == pytest.approx(0.6) and rate["x"] == pytest.approx(0.75)
+    bt = {r["model"]: r["rating"] for r in s["bradley_terry"]}
+    # Each model met only the base: its rating implies exactly its win rate against it.
+    for m in ("x", "y"):
+        implied = 1 / (1 + 10 ** ((bt["base"] - bt[m]) / 400))
+        assert implied == pytest.approx(rate[m], abs=0.03), (m, implied, rate[m])
+    assert "both bad" in stats.RULE and "Bradley-Terry" in stats.RULE
+
+
+def test_admin_chooses_the_arena_contenders(root_settings):
+    import json
+
+    from pipeline.arena import Arena
+
+    for name in ("good-run", "smoke-run"):
+        run = root_settings.runs_dir / name
+        (run / "adapter").mkdir(parents=True)
+        (run / "adapter" / "adapter_config.json").write_text("{}")
+        (run / "status.json").write_text(json.dumps({"state": "finished"}))
+    arena = Arena(root_settings, lambda: None)
+    assert set(arena.contenders()) == {"base", "good-run", "smoke-run"} and arena.chosen_contenders() is None
+    assert arena.set_contenders(["good-run"]) == ["good-run"]
+    assert set(Arena(root_settings, lambda: None).contenders()) == {"base", "good-run"}  # kept on disk
+    with pytest.raises(UserError, match="not finished runs"):
+        arena.set_contenders(["no-such-run"])
+    with pytest.raises(UserError, match="at least one"):
+        arena.set_contenders([])
+    arena.set_contenders(None)
+    assert set(arena.contenders()) == {"base", "good-run", "smoke-run"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipeline.package.build import PackageConfig, build_package
@@ -27,6 +28,7 @@ def test_portable_rewrites_paths_by_root_and_drops_command_lines(tmp_path):
                    "note": "read from eval/x.json", "n": 3, "items": ["eval"]}
 
 
+@pytest.mark.slow
 def test_the_package_carries_no_absolute_local_path(tmp_path, tiny_model_dir):
     settings = Settings.from_env(env={}, work_dir=tmp_path, cache_dir=REPO / ".cache")
     run = make_run(tmp_path, tiny_model_dir)

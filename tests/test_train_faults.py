@@ -50,6 +50,7 @@ def stopped_run(tiny_model_dir, tmp_path_factory):
     return settings, root, whole
 
 
+@pytest.mark.slow
 def test_a_corrupt_newest_checkpoint_is_skipped_for_the_newest_intact_one(stopped_run, capfd):
     settings, root, whole = stopped_run
     survived = 0
@@ -71,6 +72,7 @@ def test_a_corrupt_newest_checkpoint_is_skipped_for_the_newest_intact_one(stoppe
     assert survived == 5
 
 
+@pytest.mark.slow
 def test_resume_after_a_hard_kill_keeps_metrics_and_tokens_whole(stopped_run):
     settings, root, whole = stopped_run
     run = root / "killed"
@@ -88,6 +90,7 @@ def test_resume_after_a_hard_kill_keeps_metrics_and_tokens_whole(stopped_run):
     assert tokens == sorted(tokens), "the token count only grows across the resume"
 
 
+@pytest.mark.slow
 def test_no_intact_checkpoint_is_a_message(stopped_run):
     settings, root, _ = stopped_run
     run = root / "all-broken"
@@ -98,6 +101,7 @@ def test_no_intact_checkpoint_is_a_message(stopped_run):
         run_training(None, run, settings, resume=True, echo=False)
 
 
+@pytest.mark.slow
 def test_a_truncated_config_yaml_names_the_broken_file(stopped_run):
     settings, root, _ = stopped_run
     run = root / "cut-config"

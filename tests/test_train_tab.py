@@ -28,7 +28,7 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         # warmup, max_steps, batching, layers, method, from_run, pairs, report_to
         form = ["smoke", str(tiny_model_dir), "taskmaster", str(data), 4, 8, 0.0, ["q_proj", "v_proj"], 1, 2, 1,
                 0.005, 384, 0, 3, "grouped", 0, "sft", "", "", "tensorboard"]
-        progress, plot, log, command = client.predict(*form, api_name="/train_start")
+        progress, plot, log, command, *_ = client.predict(*form, api_name="/train_start")
         jobs = JobManager(settings.state_dir / "jobs")
         job_id = jobs.latest("train").id
         # the job gets the form's whole config as a file in its run folder, not a diff in argv
@@ -37,6 +37,12 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         assert f"python -m pipeline train --config {config_file} --out {run_dir}" in command
         written = yaml.safe_load(config_file.read_text())
         assert written["lora"]["r"] == 4 and written["max_steps"] == 3 and written["data"] == str(data)
+        # Bug 8: a reloaded page (a new session) shows the running job's own settings, not the
+        # default preset (and keeps the Data field).
+        # (The job is still loading torch here: seconds, on any machine.)
+        reloaded = Client(url, verbose=False).predict(api_name="/train_form")
+        assert jobs.get(job_id).state == "running" or jobs.get(job_id).exit, "checked while the job ran"
+        assert reloaded[0] == "smoke" and reloaded[3] == str(data) and reloaded[4] == 4, reloaded
         # one training job per studio: a second Start is refused while the first runs (or leaves it alone)
         client.predict(*form, api_name="/train_start")
         assert len(jobs.list("train")) == 1
@@ -46,7 +52,7 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         assert run_dir.parent == settings.runs_dir and (run_dir / "adapter" / "adapter_model.safetensors").is_file()
         # a new session (a refreshed page) re-attaches to the latest job and sees its curve
         other = Client(url, verbose=False)
-        progress2, plot2, _, command2 = other.predict(api_name="/train_poll")
+        progress2, plot2, _, command2, *_ = other.predict(api_name="/train_poll")
         assert job_id and "finished" in progress2 and "step 3/3" in progress2
         # the tab links the run's tracker (report_to tensorboard: local event files, one command)
         assert f"tensorboard --logdir {run_dir.parent}" in progress2
@@ -55,6 +61,9 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         assert [row[0] for row in plot_rows] == [1, 2, 3]
         table = other.predict(api_name="/train_runs")
         assert table["data"][0][0] == run_dir.name and table["data"][0][1] == "finished"
+        # Bug 2: the run records which data it used (version, count, hash), shown in the Runs table.
+        col = table["headers"].index("dataset")
+        assert table["data"][0][col].startswith("train.jsonl · 6 conv.")
 
 
 def test_train_form_builds_a_preference_round_config():

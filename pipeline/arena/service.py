@@ -82,7 +82,40 @@ class Arena:
 
     # ---- contenders -----------------------------------------------------------------------------
     def contenders(self) -> dict[str, Path | None]:
-        return {BASE_ID: None, **finished_runs(self.settings.runs_dir)}
+        """The base and the runs in battle: every finished run, or the admin's choice (set_contenders)."""
+        runs = finished_runs(self.settings.runs_dir)
+        chosen = self.chosen_contenders()
+        if chosen is not None:
+            runs = {k: v for k, v in runs.items() if k in chosen}
+        return {BASE_ID: None, **runs}
+
+    @property
+    def _contenders_file(self) -> Path:
+        return Path(self.settings.state_dir) / "arena" / "contenders.json"
+
+    def chosen_contenders(self) -> list[str] | None:
+        """The admin's list of run ids, or None (no choice made: every finished run battles)."""
+        try:
+            return list(json.loads(self._contenders_file.read_text())["runs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def set_contenders(self, runs: list[str] | None) -> list[str]:
+        """Choose which finished runs battle the base (None: all of them again). Admin only (the tab)."""
+        from ..jsonl import write_json
+
+        available = finished_runs(self.settings.runs_dir)
+        if runs is None:
+            self._contenders_file.unlink(missing_ok=True)
+            return sorted(available)
+        unknown = sorted(set(runs) - set(available))
+        if unknown:
+            raise UserError(f"not finished runs with an adapter: {', '.join(unknown)}; refresh the list")
+        if not runs:
+            raise UserError("choose at least one run to battle the base model (or 'all finished runs')")
+        self._contenders_file.parent.mkdir(parents=True, exist_ok=True)
+        write_json(self._contenders_file, {"runs": sorted(runs)})
+        return sorted(runs)
 
     def display_name(self, model: str) -> str:
         if model == BASE_ID:

@@ -22,6 +22,11 @@ BASE_ID = "base"
 Z95 = 1.959964
 
 
+# One rule for every number the Arena shows (win rates and Bradley-Terry alike), stated beside them.
+RULE = ("A tie and \"both bad\" each count as half a win for each side, in the win rates and in the "
+        "Bradley-Terry ratings alike.")
+
+
 def rate_with_interval(k: float, n: int, z: float = Z95) -> tuple[float | None, float | None, float | None]:
     """(rate, low, high) of k successes (ties may count 0.5) in n trials; all None when n == 0."""
     from ..evaluation.stats import wilson  # one Wilson for the whole studio
@@ -138,9 +143,9 @@ def _games(votes: list[dict]) -> list[tuple[str, str, float]]:
             games.append((a, b, 1.0))
         elif v["vote"] == "right":
             games.append((a, b, 0.0))
-        elif v["vote"] == "tie":
+        elif v["vote"] in ("tie", "both_bad"):
+            # The same rule as the win rate (RULE): a tie and "both bad" are half a win each.
             games.append((a, b, 0.5))
-        # both_bad: says nothing about the order of the two
     return games
 
 

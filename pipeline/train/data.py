@@ -49,6 +49,41 @@ def default_data_path(persona_folder: Path) -> Path:
     return Path(persona_folder) / "train.jsonl"
 
 
+def latest_export(settings, persona: str) -> Path | None:
+    """The train.jsonl of the Data tab's newest exported version of `persona`, if any."""
+    from ..dataset.export import versions
+    from ..dataset.workspace import DataPaths
+
+    found = [v / "train.jsonl" for v in versions(DataPaths.of(settings, persona).exports)]
+    found = [f for f in found if f.is_file()]
+    return found[-1] if found else None
+
+
+def dataset_record(path: str | Path, n_approved: int | None = None) -> dict:
+    """What a run records about its training data (config.yaml `dataset`, shown in the Runs table,
+    the Evaluate tab and the package): which version, the file's sha256, how many conversations.
+    An exported version (exports/<persona>/v<N>/train.jsonl) is named by its manifest; anything
+    else by its file name ("shipped" for a persona folder's own train.jsonl)."""
+    import hashlib
+    import json
+
+    path = Path(path)
+    manifest = path.parent / "manifest.json"
+    version, persona = None, None
+    if manifest.is_file():
+        try:
+            meta = json.loads(manifest.read_text(encoding="utf-8"))
+            version, persona = meta.get("version"), meta.get("persona")
+        except (OSError, ValueError):
+            pass
+    if version is None:
+        version = "shipped" if (path.parent / "persona.yaml").is_file() else path.name
+    sha = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+    # No absolute local path: the record travels into packages. Version + hash identify the data.
+    where = f"exports/{persona}/{version}/{path.name}" if persona else f"{path.parent.name}/{path.name}"
+    return {"version": version, "path": where, "sha256": sha, "count": n_approved}
+
+
 def load_training_records(path: str | Path) -> list[Example]:
     """The approved records of a dataset file (pending and rejected ones are never trained on)."""
     path = Path(path)

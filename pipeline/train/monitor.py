@@ -12,6 +12,8 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ..errors import UserError
 from ..jsonl import atomic_write_text
 from ..runs import RunFolder, new_run
@@ -43,12 +45,35 @@ def _set(d: dict, dotted: str, value) -> None:
     d[last] = value
 
 
+def default_data(settings: Settings, persona: str | None = None) -> str:
+    """The Data field's default: the Data tab's newest exported version (what the reviewer
+    approved), or empty, which trains on the persona's shipped train.jsonl (data_note says so)."""
+    from .data import latest_export
+
+    found = latest_export(settings, persona or settings.persona)
+    return str(found) if found else ""
+
+
+def data_note(data: str | None, settings: Settings, persona: str | None = None) -> str:
+    """One plain line under the form: which dataset Start will train on."""
+    from .data import dataset_record, default_data_path
+    from .runner import persona_folder
+
+    path = Path(data) if data else default_data_path(persona_folder(persona or settings.persona, settings))
+    rec = dataset_record(path)
+    if rec["version"] == "shipped":
+        return (f"**Data:** the shipped set (`{rec['path']}`): no exported version from the Data tab"
+                + (" is chosen." if default_data(settings, persona) else " yet."))
+    return f"**Data:** `{rec['version']}` (`{rec['path']}`, sha256 {str(rec['sha256'])[:12]})."
+
+
 def form_defaults(preset: str, settings: Settings) -> dict:
     """The form's values for `preset`, keyed by FORM_FIELDS."""
     cfg = TrainConfig.model_validate(_deep_merge({"base_model": settings.base_model, "persona": settings.persona},
                                                  preset_overrides(preset))).to_dict()
     out = {"preset": preset, **{k: _get(cfg, k) for k in FORM_FIELDS[1:]}}
-    out["data"], out["from_run"] = out["data"] or "", out["from_run"] or ""
+    out["data"] = out["data"] or default_data(settings, cfg["persona"])
+    out["from_run"] = out["from_run"] or ""
     out["pairs"] = ", ".join(out["pairs"] or [])
     return out
 
@@ -110,7 +135,8 @@ def plan_report(form: dict, settings: Settings) -> str:
                  batch_size=cfg.batch_size, max_length=cfg.max_length, layers=cfg.lora.layers)
     except Exception as exc:
         return f"**Plan unavailable:** {exc}"
-    lines = ["**Plan** (from the model's config, before any weight is loaded)", "", "```", *p.summary_lines(), "```"]
+    lines = [data_note(cfg.data, settings, cfg.persona), "",
+             "**Plan** (from the model's config, before any weight is loaded)", "", "```", *p.summary_lines(), "```"]
     if problems:
         lines += ["", *[f"- {x}" for x in problems]]
     return "\n".join(lines)
@@ -128,6 +154,53 @@ def start(jobs, settings: Settings, form: dict):
     atomic_write_text(run.train_config_path, TrainConfig.model_validate(values).to_yaml())
     argv = command_argv(str(run.train_config_path), str(run.path))
     return jobs.start(KIND, argv, run_dir=str(run.path), label=f"train {run.id}")
+
+
+def resume(jobs, run_dir: str | None):
+    """Resume a stopped or lost run from its last checkpoint, as a job the studio follows."""
+    from .runner import run_status
+
+    if not run_dir:
+        raise UserError("no run to resume: start one first")
+    st = run_status(run_dir)
+    if not st.get("resumable"):
+        raise UserError(f"{Path(run_dir).name} is {st['state']} and cannot be resumed"
+                        + ("" if st.get("last_checkpoint") else " (it has no checkpoint yet)"))
+    return jobs.start(KIND, ["train", "--resume", str(run_dir)], run_dir=str(run_dir),
+                      label=f"resume {Path(run_dir).name}")
+
+
+def form_from_config(values: dict, preset: str, settings: Settings) -> dict:
+    """The form showing a TrainConfig dict (the inverse of `form_values`): the preset's fields,
+    then every setting the config names."""
+    form = form_defaults(preset, settings)
+    for key in FORM_FIELDS[1:]:
+        v = _get(values, key)
+        if v is not None:
+            form[key] = ", ".join(v) if key == "pairs" else v
+    return form
+
+
+def page_form(jobs, settings: Settings) -> dict | None:
+    """The form a reloaded page shows while a training job runs: that run's own settings (the
+    config file the studio wrote, or the `train:` section of the run's config.yaml for a run
+    resumed or started from the CLI), not the preset's defaults."""
+    from .config import PRESETS
+
+    job = jobs.latest(KIND)
+    if job is None or job.state != "running" or not job.run_dir:
+        return None
+    run = RunFolder(job.run_dir)
+    try:
+        if run.train_config_path.is_file():
+            values = yaml.safe_load(run.train_config_path.read_text(encoding="utf-8")) or {}
+        else:
+            values = run.config().get("train") or {}
+    except (OSError, yaml.YAMLError, UserError):
+        return None
+    # The run id ends with the preset it was started from (pipeline.runs.new_run).
+    preset = next((p for p in PRESETS if run.id.endswith("-" + p)), None) or values.get("preset") or "seed"
+    return form_from_config(values, preset, settings)
 
 
 def stop(jobs, job_id: str | None):
@@ -151,6 +224,7 @@ class View:
     log: str = ""
     run_dir: str | None = None
     command: str = ""
+    resumable: bool = False  # stopped or lost with a checkpoint: the tab enables Resume
     tracker: str | None = None  # the command that opens this run in its report_to tracker
 
     def progress_html(self) -> str:
@@ -169,6 +243,10 @@ def attach(jobs, job_id: str | None = None) -> View:
     """The given training job, or the latest one (what a refreshed page re-attaches to)."""
     jv = jobs.view(KIND, job_id, lines=15)
     job = jv.job
+    latest = jobs.latest(KIND)
+    if latest is not None and latest.state == "running" and (job is None or job.state != "running"):
+        job = latest  # a run resumed or started elsewhere (another browser, a Resume click): follow it
+        jv = jobs.view(KIND, job.id, lines=15)
     if job is None:
         return View(None, "idle", "No training run yet: pick a preset, check the plan, press Start.")
     view = View(job.id, job.state, "", run_dir=job.run_dir, log=jv.log, command=job.command)
@@ -181,12 +259,21 @@ def attach(jobs, job_id: str | None = None) -> View:
         view.metrics = RunFolder(job.run_dir).metrics()
         view.tracker = tracker_command(job.run_dir)
         run_state = st.get("state")
-        if run_state in ("finished", "stopped", "failed"):
+        if run_state in ("finished", "stopped", "failed", "lost"):
             view.state = run_state
+        if run_state == "running" and job.state != "running":
+            # Resumed outside this job (e.g. `python -m pipeline train --resume` in a terminal): the
+            # run folder is the truth; its process logs to its own terminal, so show its steps.
+            view.state = "running"
+            view.message = (f"running (resumed outside the studio, pid {st.get('pid')}); the log below is the "
+                            f"run's metrics, the process prints to its own terminal")
+            view.log = "\n".join(f"step {m['step']}: loss {float(m['loss']):.4f}" for m in view.metrics[-15:])
         if st.get("error"):
             view.message = f"error: {st['error']}"
-        elif run_state == "stopped" and st.get("resumable"):
-            view.message = f"stopped; adapter so far in {job.run_dir}/adapter; resume: python -m pipeline train --resume {job.run_dir}"
+        elif run_state in ("stopped", "lost") and st.get("resumable"):
+            view.resumable = True
+            view.message = (f"{run_state}; adapter so far in {job.run_dir}/adapter. Press Resume, or run "
+                            f"python -m pipeline train --resume {job.run_dir}")
         elif run_state == "finished":
             view.message = f"finished; adapter in {job.run_dir}/adapter"
     if job.state == "failed" and not view.message:

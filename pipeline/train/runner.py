@@ -36,7 +36,7 @@ from ..runs import STATES, RunFolder, list_runs
 from ..settings import Settings
 from .checkpoints import checkpoint_step, intact_checkpoint
 from .config import ConfigError, Hardware, Resolved, TrainConfig, load_config, parse_config, resolve
-from .data import default_data_path, load_training_records, tokenize_records
+from .data import dataset_record, default_data_path, load_training_records, tokenize_records
 
 # File names inside a run folder: pipeline/runs.py owns the layout; these names stay for callers.
 CONFIG = "config.yaml"
@@ -74,7 +74,10 @@ def run_rows(runs_dir: Path) -> list[dict]:
             summ, meta = run.summary(), run.config()
         except UserError:
             continue
+        ds = meta.get("dataset") or {}
         out.append({"run": run.id, "state": st["state"], "base_model": meta.get("base_model"),
+                    "dataset": (f"{ds.get('version')} · {ds.get('count')} conv. · {str(ds.get('sha256'))[:8]}"
+                                if ds else None),
                     "r": (meta.get("lora") or {}).get("r"), "step": st.get("step"), "max_steps": st.get("max_steps"),
                     "first_loss": summ.get("first_loss"), "final_loss": summ.get("final_loss"),
                     "adapter_mb": round(summ["adapter_size_bytes"] / 1e6, 2) if summ.get("adapter_size_bytes") else None,
@@ -301,6 +304,7 @@ def config_record(p: Prepared) -> dict:
         "persona": str(p.persona_dir),
         "system_prompt": p.system_prompt,
         "data": str(p.data_path),
+        "dataset": dataset_record(p.data_path, len(p.records)),
         "lora": {"r": p.cfg.lora.r, "alpha": p.cfg.lora.alpha, "dropout": p.cfg.lora.dropout,
                  "target_modules": list(p.cfg.lora.target_modules), "layers": p.cfg.lora.layers},
         "train": p.cfg.to_dict(),
@@ -444,7 +448,7 @@ def _train_preference(p: Prepared, out: Path, ckpt: Path | None, stop_event: thr
         write_status(out, "stopped", pid=None, step=0)
         return {"stopped": True, "steps": 0}
     model, tokenizer = pref.load_policy(p.model_path, Path(p.cfg.from_run) / ADAPTER, p.res)
-    cb = _callback_class()(out, stop_event, echo)
+    cb = _callback_class()(out, stop_event, echo, _rewind_metrics(out, ckpt) if ckpt is not None else 0)
     trainer = pref.build_preference_trainer(model, tokenizer, rows, p.cfg, p.res, out, [cb], p.system_prompt)
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     return _finish(p, out, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb,

@@ -15,8 +15,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from pipeline.arena import ArenaSession, Limits, stats
+from pipeline.arena import ArenaSession, Limits
 from pipeline.arena.battle import VOTE_LABELS
+from pipeline.arena.service import finished_runs, stats
+from pipeline.arena.stats import RULE as ARENA_RULE
 
 # Up to `limits.batch_battles` Send handlers wait at once; pipeline.arena's batcher answers the
 # battles that are waiting together in one batched generate (one base model in memory). More
@@ -93,7 +95,7 @@ def _results_markdown(r: dict) -> str:
         lines.append(f"- Human vs judge agreement: {j['agreement']:.0%} (Wilson 95% CI {j['ci_low']:.0%}–"
                      f"{j['ci_high']:.0%}) on {j['decisive_both']} battles where both preferred a side")
     lines.append("\nWin rate = (wins + ½ × (ties + both bad)) / votes, as in the Evaluate tab's judge A/B; "
-                 "the seed's gate is ≥ 70% vs base.")
+                 "the seed's gate is ≥ 70% vs base. " + ARENA_RULE)
     return "\n".join(lines)
 
 
@@ -157,7 +159,8 @@ def create_tab(ctx) -> None:
         summary = gr.Markdown("", elem_id="arena-results-summary")
         vs_base = gr.Dataframe(label="Adapter vs base", interactive=False, visible=False)
         per_cat = gr.Dataframe(label="Per eval-set category", interactive=False, visible=False)
-        bt = gr.Dataframe(label="Bradley-Terry ratings (base = 1000; 95% bootstrap CI)", interactive=False,
+        bt = gr.Dataframe(label="Bradley-Terry ratings (base = 1000; 95% bootstrap CI; ties and both bad = half a win "
+                                "each)", interactive=False,
                           visible=False)
         with gr.Row():
             exp_csv = gr.Button("Export CSV", size="sm")
@@ -165,6 +168,16 @@ def create_tab(ctx) -> None:
             exp_dpo = gr.Button("Export DPO pairs", size="sm")
             exp_kto = gr.Button("Export KTO labels", size="sm")
         exp_file = gr.File(label="Export", interactive=False, visible=False)
+    with gr.Accordion("Contenders (admin)", open=False, elem_id="arena-contenders"):
+        gr.Markdown("Which finished runs battle the base model. Smoke and test runs left out here never dilute a "
+                    "stakeholder session. Nothing chosen: every finished run battles.")
+        load_contenders = gr.Button("Load runs", size="sm", elem_id="arena-contenders-load")
+        contender_box = gr.CheckboxGroup(choices=[], label="Runs in battle", elem_id="arena-contenders-runs")
+        with gr.Row():
+            save_contenders = gr.Button("Save contenders", size="sm", variant="primary",
+                                        elem_id="arena-contenders-save")
+            all_contenders = gr.Button("All finished runs", size="sm", elem_id="arena-contenders-all")
+        contenders_md = gr.Markdown(elem_id="arena-contenders-status")
 
     def voter(s, request):
         """The session, with the address the access control trusts (for the vote caps)."""
@@ -233,6 +246,22 @@ def create_tab(ctx) -> None:
                 gr.Dataframe(value=_table(r["bradley_terry"], ["model", "rating", "ci_low", "ci_high", "games"]),
                              visible=bool(r["bradley_terry"])))
 
+    # Run names are not shown to anonymous visitors: these handlers are admin-only when restricted.
+    def on_load_contenders():
+        runs = sorted(finished_runs(settings.runs_dir))
+        chosen = arena.chosen_contenders()
+        value = [r for r in runs if chosen is None or r in chosen]
+        return (gr.CheckboxGroup(choices=runs, value=value),
+                f"{len(value)} of {len(runs)} finished runs battle the base" + ("" if chosen else " (no choice saved)"))
+
+    def on_save_contenders(runs):
+        chosen = arena.set_contenders(list(runs or []))
+        return f"Saved: {', '.join(chosen)} battle the base model in new battles."
+
+    def on_all_contenders():
+        runs = arena.set_contenders(None)
+        return gr.CheckboxGroup(value=runs), "Every finished run battles the base model again."
+
     def make_export(fmt: str):
         def on_export():
             ext = "jsonl" if fmt in ("dpo", "kto") else fmt
@@ -268,5 +297,11 @@ def create_tab(ctx) -> None:
                   concurrency_limit=2)
     exp_csv.click(make_export("csv"), None, [exp_file], api_name="arena_export_csv")
     exp_jsonl.click(make_export("jsonl"), None, [exp_file], api_name="arena_export_jsonl")
+    load_contenders.click(ctx.access.protect_fn(on_load_contenders), None, [contender_box, contenders_md],
+                          api_name="arena_contenders")
+    save_contenders.click(ctx.access.protect_fn(on_save_contenders), [contender_box], [contenders_md],
+                          api_name="arena_contenders_save")
+    all_contenders.click(ctx.access.protect_fn(on_all_contenders), None, [contender_box, contenders_md],
+                         api_name="arena_contenders_all")
     exp_dpo.click(make_export("dpo"), None, [exp_file], api_name="arena_export_dpo")
     exp_kto.click(make_export("kto"), None, [exp_file], api_name="arena_export_kto")

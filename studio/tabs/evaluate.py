@@ -15,6 +15,8 @@ import pandas as pd
 
 from pipeline.evaluation import studio_api as api
 
+from ..downloads import run_downloads
+
 
 def create_tab(ctx) -> None:
     settings, jobs = ctx.settings, ctx.jobs
@@ -47,31 +49,52 @@ def create_tab(ctx) -> None:
     timer = gr.Timer(2.0)
 
     decision = gr.Markdown(elem_id="eval-decision")
-    gates = gr.Dataframe(label="Quality gates", interactive=False, wrap=True, elem_id="eval-gates")
+    gates = gr.Dataframe(label="Quality gates", interactive=False, wrap=True, elem_id="eval-gates",
+                         column_widths=["22%", "8%", "22%", "18%", "30%"])
     with gr.Row():
         traits = gr.BarPlot(x="bar", y="score", color="model", x_title="trait · model", x_label_angle=-35,
                             title="Trait means (0-2), base vs adapter", y_lim=[0, 2], height=380,
                             elem_id="eval-traits")
         with gr.Column():
             ab = gr.Markdown(elem_id="eval-ab")
-            download = gr.File(label="EVALUATION_RESULTS.json", interactive=False, elem_id="eval-download")
+            download = gr.File(label="Downloads: adapter (zip), package (zip), EVALUATION_RESULTS.json",
+                               file_count="multiple", interactive=False, elem_id="eval-download")
     categories = gr.Dataframe(label="Per category", interactive=False, elem_id="eval-categories")
-    worst = gr.Dataframe(label="Worst adapter replies", interactive=False, wrap=True, elem_id="eval-worst")
+    worst = gr.Dataframe(label="Worst adapter replies, with the base model's reply to the same prompt",
+                         interactive=False, wrap=True, elem_id="eval-worst",
+                         column_widths=["8%", "7%", "20%", "25%", "25%", "15%"])
     with gr.Accordion("summary.md", open=False):
         summary = gr.Markdown(elem_id="eval-summary")
+    with gr.Accordion("Compare two runs", open=False, elem_id="eval-compare"):
+        gr.Markdown("Per-trait and per-gate differences between two evaluated runs, with 95% intervals. Only runs "
+                    "evaluated on the same eval set, with the same judge and sampling, are compared.")
+        with gr.Row():
+            run_a = gr.Dropdown(choices=[], label="Run A (before)", allow_custom_value=True, elem_id="eval-compare-a")
+            run_b = gr.Dropdown(choices=[], label="Run B (after)", allow_custom_value=True, elem_id="eval-compare-b")
+            compare_btn = gr.Button("Compare", scale=0, elem_id="eval-compare-run")
+        compare_md = gr.Markdown(elem_id="eval-compare-summary")
+        compare_traits = gr.Dataframe(label="Traits and overall (B - A)", interactive=False, wrap=True,
+                                      elem_id="eval-compare-traits")
+        compare_gates = gr.Dataframe(label="Gates", interactive=False, wrap=True, elem_id="eval-compare-gates")
 
     view_outputs = [decision, gates, traits, categories, worst, ab, summary, download]
 
     def show(r):
         v = api.view(r)
-        frame = {k: pd.DataFrame(getattr(v, k), columns=cols) for k, cols in api.COLUMNS.items()}
-        return (v.decision, frame["gates"], frame["traits"], frame["categories"], frame["worst"], v.ab, v.summary,
-                v.file)
+        return (v["decision"], v["gates"], v["traits"], v["categories"], v["worst"], v["ab"], v["summary"],
+                run_downloads(r, settings) or None)
 
     def fill_runs():
-        return gr.update(choices=api.evaluable_runs(settings), value=api.default_run(jobs, settings))
+        runs = api.evaluable_runs(settings)
+        evaluated = [r for r in runs if api.results_path(r).is_file()]
+        return (gr.update(choices=runs, value=api.default_run(jobs, settings)),
+                gr.update(choices=evaluated, value=evaluated[1] if len(evaluated) > 1 else None),
+                gr.update(choices=evaluated, value=evaluated[0] if evaluated else None))
 
     refresh.click(lambda: gr.update(choices=api.evaluable_runs(settings)), outputs=[run], api_name="eval_runs")
+    refresh.click(lambda: fill_runs()[1:], outputs=[run_a, run_b], api_name=False)
+    compare_btn.click(api.compare_view, inputs=[run_a, run_b], outputs=[compare_md, compare_traits, compare_gates],
+                      api_name="eval_compare")
     run.change(show, inputs=[run], outputs=view_outputs, api_name="eval_view")
     start.click(lambda r, j, n, m, t, p: api.start_eval(jobs, settings, r, j, n, m, t, p),
                 inputs=[run, judge, limit, max_new, temperature, top_p],
@@ -84,4 +107,4 @@ def create_tab(ctx) -> None:
     Context.root_block.load(lambda: api.job_status(jobs), outputs=[job_md, job_log])
     # On load: the run list, newest preselected, then its results (a value set by a handler's
     # output fires no change event, hence the explicit .then).
-    Context.root_block.load(fill_runs, outputs=[run]).then(show, inputs=[run], outputs=view_outputs)
+    Context.root_block.load(fill_runs, outputs=[run, run_a, run_b]).then(show, inputs=[run], outputs=view_outputs)

@@ -38,8 +38,9 @@ def create_tab(ctx) -> None:
         base = gr.Textbox(d["base_model"], label="Base model", elem_id="train-base",
                           info="smollm2-135m, llama-3.1-8b-instruct, a local folder or a Hub id")
         persona = gr.Textbox(d["persona"], label="Persona", elem_id="train-persona")
-        data = gr.Textbox(d["data"], label="Data (optional)", placeholder="<persona>/train.jsonl",
-                          elem_id="train-data", info="JSONL of records; only review.status == approved are used")
+        data = gr.Textbox(d["data"], label="Data", placeholder="empty: the shipped <persona>/train.jsonl",
+                          elem_id="train-data",
+                          info="Default: the Data tab's newest exported version. Only approved records are used.")
     with gr.Row():
         r = gr.Number(d["lora.r"], label="LoRA rank r", precision=0, minimum=1, elem_id="train-r")
         alpha = gr.Number(d["lora.alpha"], label="LoRA alpha", precision=0, minimum=1, elem_id="train-alpha")
@@ -76,6 +77,7 @@ def create_tab(ctx) -> None:
     with gr.Row():
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
         stop = gr.Button("Stop (keeps the adapter so far)", elem_id="train-stop")
+        resume = gr.Button("Resume", interactive=False, elem_id="train-resume")
     progress = gr.HTML(elem_id="train-progress")
     command = gr.Markdown(elem_id="train-command")
     with gr.Row():
@@ -90,15 +92,19 @@ def create_tab(ctx) -> None:
 
     def show(view):
         cmd = f"`{view.command}`" if view.command else ""
-        return view.job_id, view.progress_html(), _loss_frame(view), view.log, cmd
+        return (view.job_id, view.progress_html(), _loss_frame(view), view.log, cmd,
+                gr.Button(interactive=view.resumable), view.run_dir)
 
-    live = [job_id, progress, loss_plot, log, command]
+    run_dir = gr.State(None)  # the run the page follows (Resume continues it)
+    live = [job_id, progress, loss_plot, log, command, resume, run_dir]
 
     def on_preset(name):
         v = monitor.form_defaults(name, settings)
         return [v[k] for k in monitor.FORM_FIELDS[1:]]
 
-    preset.change(on_preset, inputs=[preset], outputs=form[1:], api_name="train_preset")
+    # .input, not .change: a reloaded page sets the preset from the running job's command, and that
+    # must not reset the other fields to the preset's defaults (bug 8).
+    preset.input(on_preset, inputs=[preset], outputs=form[1:], api_name="train_preset")
     for comp in form:
         comp.change(lambda *v: monitor.plan_report(as_form(*v), settings), inputs=form, outputs=[plan_md],
                     show_progress="hidden", queue=False)
@@ -106,12 +112,20 @@ def create_tab(ctx) -> None:
                 outputs=live, api_name="train_start")
     stop.click(lambda j: show(monitor.attach(jobs, monitor.stop(jobs, j).id)), inputs=[job_id], outputs=live,
                api_name="train_stop")
+    resume.click(lambda r: show(monitor.attach(jobs, monitor.resume(jobs, r).id)), inputs=[run_dir], outputs=live,
+                 api_name="train_resume")
     timer.tick(lambda j: show(monitor.attach(jobs, j)), inputs=[job_id], outputs=live, show_progress="hidden",
                queue=False, api_name="train_poll")
     timer.tick(lambda: pd.DataFrame(monitor.runs_table(settings)), outputs=[runs], show_progress="hidden", queue=False)
     from gradio.context import Context
 
-    # Re-attach on every page load: the latest training job, running or not.
+    # Re-attach on every page load: the latest training job, running or not; while one runs, the
+    # form shows that run's settings; otherwise fresh defaults (the newest exported data version).
+    def page_form():
+        f = monitor.page_form(jobs, settings) or monitor.form_defaults(d["preset"], settings)
+        return [f[k] for k in monitor.FORM_FIELDS]
+
     Context.root_block.load(lambda: show(monitor.attach(jobs)), outputs=live)
+    Context.root_block.load(page_form, outputs=form, api_name="train_form")
     Context.root_block.load(lambda *v: monitor.plan_report(as_form(*v), settings), inputs=form, outputs=[plan_md])
     Context.root_block.load(lambda: pd.DataFrame(monitor.runs_table(settings)), outputs=[runs], api_name="train_runs")
