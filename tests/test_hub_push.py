@@ -199,7 +199,7 @@ def test_publish_tab_packages_validates_and_pushes_in_one_click(tmp_path, tiny_m
         demo.queue().launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
         try:
             client = Client(demo.local_url, verbose=False)
-            status, _ = client.predict(str(run), api_name="/publish_package")
+            status, *_ = client.predict(str(run), api_name="/publish_package")
             assert "package written to" in status and (run / "package" / "MANIFEST.json").is_file()
             verdict, rows = client.predict(str(run), api_name="/publish_validate")
             assert "PASSED" in verdict and rows["data"] == []

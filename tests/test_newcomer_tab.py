@@ -267,3 +267,16 @@ def test_admin_chooses_the_arena_contenders(root_settings):
         arena.set_contenders([])
     arena.set_contenders(None)
     assert set(arena.contenders()) == {"base", "good-run", "smoke-run"}
+
+
+# ---- cosmetics: the exported data card names no absolute local path -------------------------
+
+def test_exported_data_card_has_no_absolute_path(root_settings):
+    from pipeline.dataset import stages
+
+    out = stages.run_export(root_settings, include_pending=False, note="")
+    folder = Path(out["folder"])
+    for name in ("README.md", "manifest.json"):
+        text = (folder / name).read_text()
+        assert str(root_settings.root) not in text and str(root_settings.work_dir) not in text, name
+    assert "data/personas/taskmaster/train.jsonl" in (folder / "README.md").read_text()

@@ -234,6 +234,17 @@ def review_queue(settings: Settings, *, persona: str | None = None, input: Path 
     return ReviewQueue.open(load_candidates(paths, input), paths.review_db)
 
 
+def _portable(path: Path, settings: Settings) -> str:
+    """A source path as the data card shows it: relative to the work dir or the project, never an
+    absolute local path (the card is published with the dataset)."""
+    for root in (settings.work_dir, settings.root):
+        try:
+            return str(Path(path).resolve().relative_to(Path(root).resolve()))
+        except ValueError:
+            continue
+    return Path(path).name
+
+
 def run_export(settings: Settings, *, persona: str | None = None, input: Path | None = None,
                include_pending: bool = False, note: str = "", push_to: str | None = None,
                private: bool = True) -> dict:
@@ -244,9 +255,10 @@ def run_export(settings: Settings, *, persona: str | None = None, input: Path | 
         export_mod.push(paths.exports, push_to, None)
     q = review_queue(settings, persona=p.spec.name, input=input)
     chosen = export_mod.select(q.current(), include_pending)
-    src = str(input) if input else str(candidates_path(paths))
+    src = _portable(Path(input) if input else candidates_path(paths), settings)
     folder = export_mod.write_version(
-        paths.exports, p, chosen, sources=[src] + ([str(paths.targeted)] if paths.targeted.is_file() and not input else []),
+        paths.exports, p, chosen,
+        sources=[src] + ([_portable(paths.targeted, settings)] if paths.targeted.is_file() and not input else []),
         selection="approved in review" + (" + pending that passed the filter" if include_pending else ""), note=note)
     out = {"version": folder.name, "folder": str(folder), "count": len(chosen), "summary":
            f"exported {len(chosen)} examples to {folder}"}

@@ -18,6 +18,7 @@ from pipeline.hub import PushConfig, push_package
 from pipeline.package import (PackageConfig, build_package, default_package_dir, publishable_runs,
                               validate_package)
 
+from ..downloads import run_downloads
 from ..guard import USER_ERRORS, toast_text, user_message
 
 FINDING_HEADERS = ["level", "file", "problem", "fix"]
@@ -49,8 +50,12 @@ def create_tab(ctx) -> None:
         validate_btn = gr.Button("2. Validate", elem_id="publish-validate")
     package_md = gr.Markdown(elem_id="publish-package-status")
     verdict_md = gr.Markdown(elem_id="publish-verdict")
+    # Fixed shares so the "fix" column stays on screen at 1280 px (wrapped, never scrolled to).
     findings = gr.Dataframe(headers=FINDING_HEADERS, value=[], interactive=False, wrap=True,
-                            label="Validation findings", elem_id="publish-findings")
+                            label="Validation findings", elem_id="publish-findings",
+                            column_widths=["8%", "20%", "36%", "36%"])
+    downloads = gr.File(label="Downloads: adapter (zip), package (zip), EVALUATION_RESULTS.json", file_count="multiple",
+                        interactive=False, elem_id="publish-downloads")
 
     gr.Markdown("### 3. Push to the Hugging Face Hub\n" + token_note, elem_id="publish-token-note")
     with gr.Row():
@@ -73,7 +78,8 @@ def create_tab(ctx) -> None:
     def do_package(run_dir):
         result = build_package(PackageConfig(run=run_dir or ""), settings, engine_factory=ctx.engine)
         return (result.summary() + "\n\nNext: **Validate**.",
-                f"Same from the command line: `python -m pipeline package --run {run_dir}`")
+                f"Same from the command line: `python -m pipeline package --run {run_dir}`",
+                run_downloads(run_dir, settings) or None)
 
     def do_validate(run_dir):
         rep = validate_package(default_package_dir(run_dir, settings), settings)
@@ -96,7 +102,8 @@ def create_tab(ctx) -> None:
         return result.markdown(), "", cli
 
     refresh.click(refresh_runs, outputs=run, api_name="publish_runs")
-    package_btn.click(do_package, inputs=run, outputs=[package_md, cli_md], api_name="publish_package")
+    package_btn.click(do_package, inputs=run, outputs=[package_md, cli_md, downloads], api_name="publish_package")
+    run.change(lambda r: run_downloads(r, settings) or None, inputs=run, outputs=downloads, api_name=False)
     validate_btn.click(do_validate, inputs=run, outputs=[verdict_md, findings], api_name="publish_validate")
     push_btn.click(do_push, inputs=[run, token, repo_id, dataset_repo, private, override],
                    outputs=[push_md, token, cli_md], api_name="publish_push")
