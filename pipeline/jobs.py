@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .errors import UserError
 from .jsonl import write_json
@@ -44,6 +44,7 @@ class Job:
     run_dir: str | None = None
     label: str = ""
     exit: dict | None = field(default=None)
+    gpu_gb: float | None = None  # GPU memory the job planned to use (None: not a GPU job)
 
     @property
     def log_path(self) -> Path:
@@ -79,6 +80,7 @@ class Job:
     def to_dict(self) -> dict:
         return {"id": self.id, "kind": self.kind, "argv": self.argv, "pid": self.pid, "started_at": self.started_at,
                 "run_dir": self.run_dir, "label": self.label, "state": self.state, "exit": self.exit,
+                "gpu_gb": self.gpu_gb,
                 "command": self.command}
 
 
@@ -130,16 +132,37 @@ def _block_sigterm() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 
 
+def gpu_free_gb() -> float | None:
+    """Free memory of GPU 0 in GB from nvidia-smi (no CUDA context in this process), None without a GPU."""
+    import shutil
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout.split()
+        return float(out[0]) / 1024 if out else None
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return None
+
+
 class JobManager:
-    def __init__(self, root: str | Path, settings: "Settings | None" = None):
-        """`settings`: what every job started here sees as its environment (`Settings.job_env()`),
-        so a training, evaluation or data job works on the studio's folders and endpoints."""
+    """`release_gpu` frees what the studio itself holds on the GPU (its resident chat engine) and
+    returns what it freed; it runs before every GPU job, so one process owns the GPU at a time.
+    `gpu_free` reports free GPU memory in GB (None: no GPU, nothing to own). `settings`: what every
+    job started here sees as its environment (`Settings.job_env()`), so a training, evaluation or
+    data job works on the studio's folders and endpoints."""
+
+    def __init__(self, root: str | Path, settings: "Settings | None" = None, *,
+                 release_gpu: Callable[[], list[str]] | None = None, gpu_free: Callable[[], float | None] = gpu_free_gb):
         self.root = Path(root)
         self.settings = settings
+        self.release_gpu, self.gpu_free = release_gpu, gpu_free
         self._procs: dict[str, subprocess.Popen] = {}  # reaped on poll; files stay the truth
 
     def start(self, kind: str, argv: list[str], *, run_dir: str | None = None, label: str = "",
-              exclusive: bool = True, env: dict | None = None, program: list[str] | None = None) -> Job:
+              exclusive: bool = True, env: dict | None = None, program: list[str] | None = None,
+              gpu_gb: float | None = None) -> Job:
         """Start `python -m pipeline <argv>` in the background. With `exclusive`, refuse while
         another job of the same kind runs (one training job at a time per studio). `program`
         replaces `python -m pipeline` (tests use it to run a plain sleeper)."""
@@ -148,6 +171,8 @@ class JobManager:
             if busy:
                 raise UserError(f"{_article(kind).capitalize()} {kind} job is already running ({busy[0].label or busy[0].id}); "
                                 f"wait for it to finish or stop it first.")
+        if gpu_gb is not None:
+            self._claim_gpu(kind, gpu_gb)
         job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
         d = self.root / job_id
         d.mkdir(parents=True)
@@ -168,9 +193,24 @@ class JobManager:
         )
         log.close()
         self._procs[job_id] = proc
-        job = Job(job_id, kind, list(argv), d, proc.pid, time.time(), run_dir, label)
+        job = Job(job_id, kind, list(argv), d, proc.pid, time.time(), run_dir, label, gpu_gb=gpu_gb)
         write_json(d / "job.json", {k: v for k, v in job.to_dict().items() if k not in ("state", "exit", "command")})
         return job
+
+    def _claim_gpu(self, kind: str, planned_gb: float) -> None:
+        """Free the studio's own GPU memory, then refuse the job if its plan does not fit in what is free."""
+        if self.gpu_free() is None:
+            return  # no GPU: a CPU job owns nothing
+        freed = self.release_gpu() if self.release_gpu else []
+        free = self.gpu_free() or 0.0
+        if planned_gb <= free:
+            return
+        holders = [f"the {j.kind} job {j.label or j.id} (~{j.gpu_gb:.1f} GB; stop it on its tab)"
+                   for j in self.list() if j.state == "running" and j.gpu_gb]
+        what = "; ".join(holders) or "the other processes on this GPU (see `nvidia-smi`)"
+        raise UserError(f"Not started: this {kind} job plans ~{planned_gb:.1f} GB of GPU memory and only "
+                        f"{free:.1f} GB is free" + (f" after freeing {', '.join(freed)}" if freed else "")
+                        + f". Stop {what}, or plan a smaller job (batch size, max length, rank).")
 
     def _load(self, d: Path) -> Job | None:
         try:
@@ -187,7 +227,7 @@ class JobManager:
             except json.JSONDecodeError:
                 exit_info = None
         return Job(meta["id"], _kind(meta["kind"]), meta["argv"], d, meta["pid"], meta["started_at"],
-                   meta.get("run_dir"), meta.get("label", ""), exit_info)
+                   meta.get("run_dir"), meta.get("label", ""), exit_info, meta.get("gpu_gb"))
 
     def get(self, job_id: str) -> Job | None:
         if not job_id or "/" in job_id or job_id.startswith("."):

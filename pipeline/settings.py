@@ -68,6 +68,8 @@ class Settings:
     cache_dir: Path = REPO_ROOT / ".cache"
     persona: str = "taskmaster"
     base_model: str = "smollm2-135m"
+    # set when the production base was the default but is not available here: what the header shows
+    base_model_note: str = ""
     generator: Endpoint = field(default_factory=lambda: Endpoint(None, "gpt-4o-mini"))
     judge: Endpoint = field(default_factory=lambda: Endpoint(None, "gpt-4o-mini"))
     admin_password: str | None = field(default=None, repr=False)
@@ -178,7 +180,32 @@ class Settings:
                                   or ("x-forwarded-for" if space_id else None)),
         )
         values.update(overrides)
-        return cls(**values)
+        settings = cls(**values)
+        if not env.get("TASKMASTER_BASE_MODEL") and "base_model" not in overrides:
+            settings = _fall_back_to_embedded(settings)
+        return settings
+
+
+def _fall_back_to_embedded(settings: "Settings") -> "Settings":
+    """On a GPU the default base is the production target; when its weights are not here (the gated
+    repo's licence not accepted, the preload missing) the studio serves the embedded model and
+    says so, instead of failing at the first reply."""
+    if settings.base_model == "smollm2-135m":
+        return settings
+    import dataclasses
+
+    from .models import availability, resolve
+
+    try:
+        ok, why = availability(resolve(settings.base_model), settings)
+    except Exception as exc:  # a broken registry entry must not stop the studio
+        ok, why = False, str(exc)
+    if ok:
+        return settings
+    return dataclasses.replace(settings, base_model="smollm2-135m", base_model_note=(
+        f"The production base model {settings.base_model} is not available ({why}); the studio runs on the "
+        f"embedded SmolLM2-135M-Instruct. Accept the model's licence on the Hub and redeploy (it is preloaded), "
+        f"or set TASKMASTER_BASE_MODEL."))
 
 
 def _default_base_model() -> str:

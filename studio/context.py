@@ -30,7 +30,7 @@ class StudioContext:
 
     def __post_init__(self):
         if self.jobs is None:
-            self.jobs = JobManager(self.settings.state_dir / "jobs", self.settings)
+            self.jobs = JobManager(self.settings.state_dir / "jobs", self.settings, release_gpu=self.release_engines)
         if self.access is None:
             self.access = AccessControl(self.settings)
 
@@ -48,6 +48,25 @@ class StudioContext:
                 self._arena = Arena(self.settings, self.engine, limits=Limits.from_env(),
                                     sync=VoteSync.from_env(self.settings))
             return self._arena
+
+    def release_engines(self) -> list[str]:
+        """Drop the resident chat engines before a GPU job starts (the job owns the GPU; the next
+        reply loads the engine again). Returns what was freed, for the job launcher's message."""
+        with self._lock:
+            freed = [f"the studio's chat engine ({base})" for base in self._engines]
+            self._engines.clear()
+        if freed:
+            import gc
+
+            gc.collect()
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            except Exception:  # torch missing: nothing was on a GPU
+                pass
+        return freed
 
     def engine(self, base: str | None = None):
         """The shared ChatEngine for `base` (default: the studio's base model), loaded once."""

@@ -28,6 +28,33 @@ def model_status(settings: Settings) -> str:
         return f"not available: {exc}"
 
 
+def cuda_problem(driver_file: str = "/proc/driver/nvidia/version") -> str | None:
+    """GPU hardware that torch cannot use (e.g. a CUDA 13 torch on a 12.x driver): the studio would
+    silently run on the CPU of paid GPU hardware, so this is said loudly, in the header and the log."""
+    import logging
+    import os
+
+    if not os.path.exists(driver_file):
+        return None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return None
+        built = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU build"
+    except Exception as exc:
+        built = f"not importable: {exc}"
+    try:
+        driver = open(driver_file).read().split("Kernel Module")[1].split()[0]
+    except (OSError, IndexError):
+        driver = "unknown"
+    msg = (f"GPU hardware without usable CUDA: NVIDIA driver {driver} is loaded but this torch ({built}) cannot "
+           f"use it, so everything runs on the CPU. Install a torch built for this driver's CUDA: "
+           f"`python -m pipeline space deploy --hardware <gpu>` writes PyTorch's cu128 build (docs/gpu.md).")
+    logging.getLogger("taskmaster.startup").error(msg)
+    return msg
+
+
 def header_facts(settings: Settings) -> dict[str, str]:
     s = settings.public_summary()
     return {
@@ -43,6 +70,8 @@ def header_facts(settings: Settings) -> dict[str, str]:
 def not_configured(settings: Settings) -> list[str]:
     """One line per missing setting: what is off because of it and what still works."""
     notes = []
+    if settings.base_model_note:
+        notes.append(settings.base_model_note)
     if not settings.generator.configured:
         notes.append("No API key (OPENAI_API_KEY / OPENAI_BASE_URL): LLM generation and persona drafting are off; "
                      "the shipped dataset, the blank/copy persona templates and training stay on.")
@@ -62,6 +91,9 @@ def render_header(settings: Settings) -> str:
             f"**Generator** {f['generator']} · **Judge** {f['judge']} · **Hub token** {f['Hub token']} · "
             f"**Access** {f['access']}")
     notes = not_configured(settings)
+    problem = cuda_problem()
+    if problem:
+        line += f"\n\n> **Startup error:** {problem}"
     if notes:
         line += "\n\n" + "\n".join(f"- {n}" for n in notes)
     return line

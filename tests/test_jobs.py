@@ -39,3 +39,39 @@ def test_stop_a_running_job_and_refuse_a_second(tmp_path):
     # Another kind is not blocked, and after the stop the same kind may start again.
     again = jm.start("demo", ["x"], program=[sys.executable, "-c", "import sys; sys.exit(0)"])
     assert jm.wait(again.id, timeout=30).state == "finished"
+
+
+def test_a_gpu_job_frees_the_studio_engine_first_and_is_refused_when_its_plan_does_not_fit(tmp_path):
+    """The launcher's GPU ownership: before a GPU job starts the studio's resident engine is
+    released; a job whose planned memory exceeds what is then free is refused, naming what to stop.
+    (No GPU here: the free-memory reading is supplied, as nvidia-smi would report it.)"""
+    from studio.context import StudioContext
+    from pipeline.settings import Settings
+
+    free = {"gb": 22.0}
+    ctx = StudioContext(Settings.from_env(env={}, work_dir=tmp_path))
+    ctx._engines["llama-3.1-8b-instruct"] = object()  # a resident engine (what the Arena keeps loaded)
+    jm = JobManager(tmp_path / "jobs", release_gpu=ctx.release_engines, gpu_free=lambda: free["gb"])
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+    train = jm.start("train", [], program=sleeper, label="train run-1", gpu_gb=9.5)
+    try:
+        assert ctx._engines == {}, "the resident engine was released before the GPU job started"
+        assert jm.get(train.id).gpu_gb == 9.5
+        free["gb"] = 12.5  # the training job now holds its share
+        with pytest.raises(UserError) as err:
+            jm.start("eval", [], program=sleeper, label="eval run-1", gpu_gb=16.0)
+        msg = str(err.value)
+        assert "plans ~16.0 GB" in msg and "12.5 GB is free" in msg and "train job train run-1" in msg
+        assert len(jm.list("eval")) == 0, "nothing was started"
+        free["gb"] = 30.0
+        jm.start("eval", [], program=sleeper, label="eval fits", gpu_gb=16.0, exclusive=False)
+    finally:
+        for j in jm.list():
+            jm.stop(j.id, force=True)
+
+
+def test_without_a_gpu_the_launcher_claims_nothing(tmp_path):
+    released = []
+    jm = JobManager(tmp_path / "jobs", release_gpu=lambda: released.append(1) or [], gpu_free=lambda: None)
+    job = jm.start("train", [], program=[sys.executable, "-c", "pass"], gpu_gb=999.0)
+    assert jm.wait(job.id, 20).state == "finished" and released == []

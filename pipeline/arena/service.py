@@ -32,11 +32,42 @@ log = logging.getLogger(__name__)
 BASE_ID = stats.BASE_ID
 
 
-def finished_runs(runs_dir: Path, where: Callable[[RunFolder], bool] | None = None) -> dict[str, Path]:
-    """run id -> adapter folder, for every finished run with an adapter (that passes `where`)."""
-    return {run.id: run.adapter_dir for run in sorted(
-        list_runs(runs_dir, where=lambda r: finished_with_adapter(r) and (where is None or where(r))),
-        key=lambda r: r.id)}
+def same_base(a: str | None, b: str | None) -> bool:
+    """Do two base-model names (registry name, folder, Hub id) mean the same weights?"""
+    from ..models import resolve
+
+    def key(x):
+        try:
+            m = resolve(str(x))
+            return m.serve_id or m.name
+        except Exception:
+            return str(x)
+
+    return a is not None and b is not None and (a == b or key(a) == key(b))
+
+
+def arena_runs(runs_dir: Path, base_model: str | None = None) -> tuple[dict[str, Path], dict[str, str]]:
+    """(run id -> adapter folder, run id -> why it is left out). A run enters the Arena when it finished
+    with an adapter and, given `base_model`, was trained on that base: an adapter trained on another
+    base would load onto the wrong weights (or fail on its shapes) and its votes would mean nothing."""
+    out, left_out = {}, {}
+    for run in sorted(list_runs(runs_dir, where=finished_with_adapter), key=lambda r: r.id):
+        if base_model is not None:
+            try:
+                trained_on = run.base_model
+            except UserError:
+                trained_on = None
+            if not same_base(trained_on, base_model):
+                left_out[run.id] = (f"trained on {trained_on or 'an unknown base model'}, not on the studio's "
+                                    f"base model {base_model}")
+                continue
+        out[run.id] = run.adapter_dir
+    return out, left_out
+
+
+def finished_runs(runs_dir: Path, base_model: str | None = None) -> dict[str, Path]:
+    """run id -> adapter folder, for every finished run with an adapter (on `base_model`, if given)."""
+    return arena_runs(runs_dir, base_model)[0]
 
 
 def load_eval_prompts(persona_dir: Path) -> list[dict]:
@@ -82,8 +113,9 @@ class Arena:
 
     # ---- contenders -----------------------------------------------------------------------------
     def contenders(self) -> dict[str, Path | None]:
-        """The base and the runs in battle: every finished run, or the admin's choice (set_contenders)."""
-        runs = finished_runs(self.settings.runs_dir)
+        """The base and the runs in battle: every finished run trained on the current base model, or
+        the admin's choice among them (set_contenders)."""
+        runs = finished_runs(self.settings.runs_dir, self.settings.base_model)
         chosen = self.chosen_contenders()
         if chosen is not None:
             runs = {k: v for k, v in runs.items() if k in chosen}
@@ -104,7 +136,7 @@ class Arena:
         """Choose which finished runs battle the base (None: all of them again). Admin only (the tab)."""
         from ..jsonl import write_json
 
-        available = finished_runs(self.settings.runs_dir)
+        available = finished_runs(self.settings.runs_dir, self.settings.base_model)
         if runs is None:
             self._contenders_file.unlink(missing_ok=True)
             return sorted(available)
@@ -116,6 +148,10 @@ class Arena:
         self._contenders_file.parent.mkdir(parents=True, exist_ok=True)
         write_json(self._contenders_file, {"runs": sorted(runs)})
         return sorted(runs)
+
+    def left_out(self) -> dict[str, str]:
+        """Finished runs the Arena does not pair, and why (shown to the admin with the results)."""
+        return arena_runs(self.settings.runs_dir, self.settings.base_model)[1]
 
     def display_name(self, model: str) -> str:
         if model == BASE_ID:
@@ -298,7 +334,7 @@ class Arena:
     def results(self, judge: list[dict] | None = None) -> dict:
         if judge is None:
             judge = stats.judge_verdicts(self.settings.runs_dir)
-        return stats.summarize(self.store.votes(), judge)
+        return {**stats.summarize(self.store.votes(), judge), "left_out": self.left_out()}
 
     def export(self, out: str | Path, fmt: str) -> int:
         """csv / jsonl: every vote; dpo / kto: preference rows for `train --method dpo|kto` (rows written)."""

@@ -33,7 +33,7 @@ def _deploy(args, settings) -> int:
 
     try:
         cfg = DeployConfig(repo_id=args.repo_id, private=args.private, hardware=args.hardware,
-                           target="cpu" if args.cpu else "gpu", root=str(settings.root))
+                           target="cpu" if args.cpu else None, root=str(settings.root))
     except ValueError as exc:
         raise UserError(f"invalid deploy options: {exc}") from None
     print(deploy_space(cfg, settings).summary())

@@ -44,9 +44,17 @@ class TrlBackend:
         dtype = torch.float32
         if self.res.device == "cuda":
             dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.res.precision, torch.float32)
-        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
         if self.res.device == "cuda":
-            model.to("cuda")
+            # Each process owns one GPU: its local rank under `accelerate launch`, GPU 0 alone.
+            # A bitsandbytes 4-bit base cannot be `.to()`-moved after loading, so it is placed at load.
+            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, device_map={"": local_rank()})
+            if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+                from peft import prepare_model_for_kbit_training
+
+                model = prepare_model_for_kbit_training(
+                    model, use_gradient_checkpointing=self.res.gradient_checkpointing)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
         lora = self.cfg.lora
         layers = lora.layer_indices(model.config.get_text_config().num_hidden_layers)
         model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
@@ -55,11 +63,29 @@ class TrlBackend:
         return model, tokenizer
 
 
+def local_rank() -> int:
+    """This process's GPU under `accelerate launch`/torchrun (LOCAL_RANK), 0 when run alone."""
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0") or 0)
+
+
 def configure_threads(res: Resolved) -> None:
     if res.device == "cpu":
         import torch
 
         torch.set_num_threads(max(1, res.num_threads))
+
+
+def checkpointing_kwarg(config_cls, on: bool) -> dict:
+    """The activation-checkpointing switch under the name this transformers knows: 5.24 renamed
+    `gradient_checkpointing` to `activation_checkpointing` (the old name a deprecated alias), while
+    5.17 (the GPU stack unsloth supports) has only `gradient_checkpointing` and raises TypeError
+    on the new one."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
 
 
 def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Resolved, out_dir: Path,
@@ -99,7 +125,6 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
         bf16=res.precision == "bf16",
         fp16=res.precision == "fp16",
         use_cpu=res.device == "cpu",
-        activation_checkpointing=res.gradient_checkpointing,
         # rows are already truncated to max_length by pipeline.train.data; packed rows are longer by design
         max_length=None if packed else cfg.max_length,
         padding_free=packed and not ours,
@@ -114,6 +139,7 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
         dataloader_pin_memory=res.device == "cuda",
         dataset_num_proc=None,
         disable_tqdm=False,
+        **checkpointing_kwarg(SFTConfig, res.gradient_checkpointing),
     )
     if not ours:
         from trl import SFTTrainer

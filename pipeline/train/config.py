@@ -283,7 +283,9 @@ def environment_problems(cfg: TrainConfig, hw: "Hardware") -> list[str]:
     if cfg.backend == "unsloth" and not hw.cuda:
         p.append("backend: unsloth needs a CUDA GPU and none is visible; use backend trl (or auto) here")
     elif cfg.backend == "unsloth" and not hw.unsloth:
-        p.append("backend: unsloth is not installed; `pip install -r requirements-gpu.txt` or use backend trl")
+        from .backend_select import FIX
+
+        p.append(f"backend: unsloth cannot train here ({hw.unsloth_reason or 'it does not import'}); fix: {FIX}")
     if cfg.precision == "bf16" and not hw.bf16:
         p.append("precision: this machine has no bf16 support; use precision auto or fp32")
     if cfg.precision == "fp16" and not hw.cuda:
@@ -360,22 +362,26 @@ def load_config(path: str | Path, *, run: bool = False) -> TrainConfig:
 class Hardware(BaseModel):
     cuda: bool = False
     bf16: bool = False
-    unsloth: bool = False
+    unsloth: bool = False  # `import unsloth` really works here (pipeline.train.backend_select)
+    unsloth_reason: str = ""  # why not, when it does not
     bitsandbytes: bool = False
     device_name: str = "cpu"
     gpu_memory_gb: float = 0.0
     physical_cores: int = 1
 
     @classmethod
-    def detect(cls) -> "Hardware":
+    def detect(cls, cache_dir: "Path | None" = None) -> "Hardware":
         import importlib.util
         import os
 
         import torch
 
+        from .backend_select import probe_unsloth
+
         cuda = torch.cuda.is_available()
         if cuda:
-            bf16 = torch.cuda.is_bf16_supported()
+            # A T4 (sm_75) 'supports' bf16 only by emulation, several times slower than fp16.
+            bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
             props = torch.cuda.get_device_properties(0)
             name, mem = props.name, props.total_memory / 2**30
         else:
@@ -383,7 +389,14 @@ class Hardware(BaseModel):
 
             bf16 = cpu_has_native_bf16()
             name, mem = "cpu", 0.0
-        return cls(cuda=cuda, bf16=bf16, unsloth=cuda and importlib.util.find_spec("unsloth") is not None,
+        # Only a CUDA machine pays for the probe (a child process, cached per stack).
+        if cuda:
+            cache = cache_dir or Path(os.environ.get("TASKMASTER_CACHE_DIR") or Path(__file__).resolve().parents[2] / ".cache")
+            probe = probe_unsloth(cache)
+            unsloth, why = probe.usable, probe.reason
+        else:
+            unsloth, why = False, "no CUDA GPU visible"
+        return cls(cuda=cuda, bf16=bf16, unsloth=unsloth, unsloth_reason=why,
                    bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None, device_name=name,
                    gpu_memory_gb=round(mem, 1), physical_cores=_physical_cores() or (os.cpu_count() or 1))
 
@@ -421,10 +434,20 @@ class Resolved(BaseModel):
     num_threads: int
     adapter_dtype: str
     device: str
+    backend_note: str = ""  # one line: why `backend: auto` chose what it chose
+
+
+def backend_choice(cfg: TrainConfig, hw: Hardware) -> tuple[str, str]:
+    """(backend, the line that says why). unsloth only where it really imports; TRL otherwise."""
+    if cfg.backend != "auto":
+        return cfg.backend, f"backend {cfg.backend} (asked for)"
+    if hw.cuda and hw.unsloth:
+        return "unsloth", "backend auto -> unsloth (imports on this CUDA machine)"
+    return "trl", f"backend auto -> trl (unsloth not used: {hw.unsloth_reason or 'not available'})"
 
 
 def resolve(cfg: TrainConfig, hw: Hardware) -> Resolved:
-    backend = cfg.backend if cfg.backend != "auto" else ("unsloth" if hw.cuda and hw.unsloth else "trl")
+    backend, note = backend_choice(cfg, hw)
     precision = cfg.precision if cfg.precision != "auto" else ("bf16" if hw.bf16 else ("fp16" if hw.cuda else "fp32"))
     optim = cfg.optim if cfg.optim != "auto" else ("adamw_8bit" if hw.cuda and hw.bitsandbytes else "adamw_torch")
     gc = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and hw.cuda)
@@ -434,4 +457,5 @@ def resolve(cfg: TrainConfig, hw: Hardware) -> Resolved:
     adapter = cfg.adapter_dtype if cfg.adapter_dtype != "auto" else (
         {"bf16": "bfloat16", "fp16": "float16"}.get(precision, "float32"))
     return Resolved(backend=backend, precision=precision, optim=optim, gradient_checkpointing=gc,
-                    num_threads=threads, adapter_dtype=adapter, device="cuda" if hw.cuda else "cpu")
+                    num_threads=threads, adapter_dtype=adapter, device="cuda" if hw.cuda else "cpu",
+                    backend_note=note)

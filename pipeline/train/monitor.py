@@ -148,12 +148,14 @@ def start(jobs, settings: Settings, form: dict):
     from .runner import prepare
 
     preset, values = form_values(form)
-    prepare(values, settings)  # raises ConfigError listing every problem, before any process starts
+    p = prepare(values, settings)  # raises ConfigError listing every problem, before any process starts
     run = new_run(settings, preset)
     run.path.mkdir(parents=True)
     atomic_write_text(run.train_config_path, TrainConfig.model_validate(values).to_yaml())
     argv = command_argv(str(run.train_config_path), str(run.path))
-    return jobs.start(KIND, argv, run_dir=str(run.path), label=f"train {run.id}")
+    # On a GPU the job launcher frees the studio's engine and refuses a plan that does not fit.
+    gpu_gb = p.plan.memory.total_gb if p.hw.cuda and p.plan is not None else None
+    return jobs.start(KIND, argv, run_dir=str(run.path), label=f"train {run.id}", gpu_gb=gpu_gb)
 
 
 def resume(jobs, run_dir: str | None):

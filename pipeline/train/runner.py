@@ -116,7 +116,7 @@ def prepare(config: TrainConfig | dict, settings: Settings, hw: Hardware | None 
     from ..spec import SpecError, load_persona
     from .plan import plan as make_plan
 
-    hw = hw or Hardware.detect()
+    hw = hw or Hardware.detect(settings.cache_dir)
     problems: list[str] = []
     try:
         cfg = parse_config(config, hw)
@@ -197,8 +197,9 @@ def _callback_class():
     class RunFolderCallback(TrainerCallback):
         """metrics.jsonl + status.json as the Trainer logs; turns a stop request into save-and-stop."""
 
-        def __init__(self, run_dir: Path, stop_event: threading.Event, echo: bool, token_offset: int = 0):
-            self.run_dir, self.stop_event, self.echo = run_dir, stop_event, echo
+        def __init__(self, run_dir: Path, stop_event: threading.Event, echo: bool, token_offset: int = 0,
+                     writes: bool = True):
+            self.run_dir, self.stop_event, self.echo, self.writes = run_dir, stop_event, echo, writes
             # tokens trained before the checkpoint this process resumed from (TRL counts from 0 again)
             self.token_offset = token_offset
             self.t0 = time.time()
@@ -211,7 +212,8 @@ def _callback_class():
         def on_train_begin(self, args, state, control, **kw):
             self.start_step = state.global_step
             self.t0 = time.time()
-            write_status(self.run_dir, "running", step=state.global_step, max_steps=state.max_steps,
+            if self.writes:
+                write_status(self.run_dir, "running", step=state.global_step, max_steps=state.max_steps,
                          epoch=state.epoch or 0.0)
 
         def on_step_end(self, args, state, control, **kw):
@@ -222,7 +224,7 @@ def _callback_class():
 
         def on_log(self, args, state, control, logs=None, **kw):
             logs = logs or {}
-            if "loss" not in logs:
+            if "loss" not in logs or not self.writes:
                 return
             now = time.time()
             tokens = int(logs.get("num_tokens", 0)) + self.token_offset
@@ -253,6 +255,11 @@ def _callback_class():
                       f"ETA {_fmt_s(eta)}", flush=True)
 
     return RunFolderCallback
+
+
+def is_main_process() -> bool:
+    """Rank 0 of `accelerate launch`/torchrun, or a plain process: the one that writes the run folder."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
 
 
 def _fmt_s(s: float) -> str:
@@ -318,6 +325,30 @@ def config_record(p: Prepared) -> dict:
     }
 
 
+def _one_gpu_unless_launched(echo: bool) -> None:
+    """A plain process on a multi-GPU machine would see every GPU, and the Trainer would wrap the
+    model in DataParallel (which TRL refuses). Outside `accelerate launch` (no WORLD_SIZE) the run
+    gets GPU 0 only; `accelerate launch --num_processes N -m pipeline train ...` uses N GPUs.
+    CUDA reads CUDA_VISIBLE_DEVICES at its first use, which has not happened yet here."""
+    if os.environ.get("WORLD_SIZE") or os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        return
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return
+    try:
+        gpus = [ln for ln in subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True,
+                                            timeout=20).stdout.splitlines() if ln.startswith("GPU ")]
+    except (OSError, subprocess.SubprocessError):
+        return
+    if len(gpus) > 1:
+        os.environ["CUDA_VISIBLE_DEVICES"] = "0"
+        if echo:
+            print(f"{len(gpus)} GPUs visible: this run uses GPU 0; for all of them run "
+                  f"`accelerate launch --num_processes {len(gpus)} -m pipeline train ...`", flush=True)
+
+
 def run_training(config: TrainConfig | dict | None, out_dir: str | Path, settings: Settings, *,
                  resume: bool = False, stop_event: threading.Event | None = None, echo: bool = True) -> dict:
     """Train one LoRA adapter into `out_dir` (see the module docstring for the folder); return the summary.
@@ -326,6 +357,7 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
     (`config` may then be None). `stop_event` lets a caller in another thread request a stop."""
     out = Path(out_dir)
     stop_event = stop_event or threading.Event()
+    _one_gpu_unless_launched(echo)
     if resume:
         if not (out / CONFIG).is_file():
             raise UserError(f"{out}: nothing to resume (no {CONFIG}); start a run with --out {out}")
@@ -335,7 +367,7 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
         if st["state"] == "finished":
             raise UserError(f"{out}: this run already finished; start a new run with another --out")
         config = load_config(out / CONFIG, run=True)
-    elif (out / CONFIG).is_file():
+    elif (out / CONFIG).is_file() and is_main_process():
         raise UserError(f"{out} already holds a run; resume it with `python -m pipeline train --resume {out}` "
                         f"or choose a new --out (nothing was overwritten)")
     p = prepare(config, settings)
@@ -345,18 +377,26 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
                         "; ".join(f"{name}: {why}" for name, why in skipped) +
                         f"); start a new run with another --out")
     out.mkdir(parents=True, exist_ok=True)
-    if not resume:
+    main = is_main_process()
+    if not main:  # another rank of `accelerate launch`: rank 0 alone writes the run folder
+        echo = False
+        print(f"rank {os.environ.get('RANK')} of {os.environ.get('WORLD_SIZE')}: {p.res.backend} backend, "
+              f"{len(p.records)} conversations, run folder {out} (written by rank 0)", flush=True)
+    if not resume and main:
         atomic_write_text(out / CONFIG, yaml.safe_dump(config_record(p), sort_keys=False, allow_unicode=True))
         write_status(out, "queued", pid=os.getpid(), backend=p.res.backend)
-    write_status(out, "running", pid=os.getpid(), backend=p.res.backend, resumed_from=str(ckpt) if ckpt else None,
-                 skipped_checkpoints=[f"{name}: {why}" for name, why in skipped])
+    if main:
+        write_status(out, "running", pid=os.getpid(), backend=p.res.backend, resumed_from=str(ckpt) if ckpt else None,
+                     skipped_checkpoints=[f"{name}: {why}" for name, why in skipped])
     for name, why in skipped:  # said even when quiet: which work is redone, and why
         print(f"skipping {name}: {why}; resuming from {ckpt.name} (the broken one is kept as "
               f"{CHECKPOINTS}/broken-{name})", file=sys.stderr, flush=True)
-        _set_aside(out / CHECKPOINTS / name)
+        if main:
+            _set_aside(out / CHECKPOINTS / name)
     if echo:
         print(f"run {out}: {p.res.backend} backend on {p.hw.device_name}, {p.res.precision}, {len(p.records)} "
               f"approved conversations from {p.data_path}" + (f", resuming from {ckpt.name}" if ckpt else ""), flush=True)
+        print("  " + p.res.backend_note, flush=True)
         for line in p.plan.summary_lines():
             print("  " + line, flush=True)
         from .tracking import view_command
@@ -370,7 +410,9 @@ def run_training(config: TrainConfig | dict | None, out_dir: str | Path, setting
             summary = _train(p, out, ckpt, stop_event, echo, t0, skipped)
     except BaseException as exc:
         msg = f"{type(exc).__name__}: {exc}" if not isinstance(exc, UserError) else str(exc)
-        if isinstance(exc, KeyboardInterrupt):
+        if not main:
+            pass
+        elif isinstance(exc, KeyboardInterrupt):
             write_status(out, "stopped", pid=None, note="interrupted before a checkpoint could be saved")
         else:
             write_status(out, "failed", pid=None, error=msg)
@@ -384,8 +426,10 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
         return _train_preference(p, out, ckpt, stop_event, echo, t0, skipped)
     backend = _backend(p.res.backend)(p.cfg, p.res)
     model, tokenizer = backend.load(p.model_path)
+    main = is_main_process()
     if stop_event.is_set():  # stopped while loading: nothing trained, nothing to save
-        write_status(out, "stopped", pid=None, step=0)
+        if main:
+            write_status(out, "stopped", pid=None, step=0)
         return {"stopped": True, "steps": 0}
     data = tokenize_records(tokenizer, p.records, p.system_prompt, p.cfg.max_length)
     if ckpt is not None:
@@ -393,15 +437,15 @@ def _train(p: Prepared, out: Path, ckpt: Path | None, stop_event: threading.Even
         if recorded and recorded != data.data_sha256:
             raise UserError(f"the training data changed since {out} started ({p.data_path}); "
                             f"resume needs the same data: restore it or start a new run")
-    else:
+    elif main:
         meta = yaml.safe_load((out / CONFIG).read_text()) or {}
         meta["data_sha256"] = data.data_sha256
         meta["data_rows"] = {"examples": len(data.rows), "tokens": data.total_tokens,
                              "assistant_tokens": data.label_tokens, "truncated": data.n_truncated,
                              "dropped": data.n_dropped}
         atomic_write_text(out / CONFIG, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
-    token_offset = _rewind_metrics(out, ckpt) if ckpt is not None else 0
-    cb = _callback_class()(out, stop_event, echo, token_offset)
+    token_offset = _rewind_metrics(out, ckpt) if ckpt is not None and main else 0
+    cb = _callback_class()(out, stop_event, echo, token_offset, writes=main)
     from .backend_trl import build_trainer
 
     trainer = build_trainer(model, tokenizer, data.rows, p.cfg, p.res, out, [cb])
@@ -487,6 +531,10 @@ def _self_play(p: Prepared, echo: bool) -> list[dict]:
 def _finish(p: Prepared, out: Path, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb, data: dict,
             skipped=(), adapters: list[str] | None = None) -> dict:
     stopped = stop_event.is_set() and trainer.state.global_step < trainer.state.max_steps
+    if not is_main_process():  # DDP kept every rank's weights equal: rank 0 saves the one adapter
+        print(f"rank {os.environ.get('RANK')}: trained {trainer.state.global_step} steps", flush=True)
+        return {"state": "stopped" if stopped else "finished", "steps": trainer.state.global_step,
+                "rank": int(os.environ["RANK"])}
     adapter_bytes = save_adapter(model, tokenizer, out / ADAPTER, p.res.adapter_dtype, adapters)
     metrics = read_metrics(out)
     losses = [m["loss"] for m in metrics]
@@ -510,6 +558,7 @@ def _finish(p: Prepared, out: Path, ckpt, stop_event, echo, t0, trainer, result,
         "max_adapter_mb": p.max_adapter_mb,
         "backend": p.res.backend,
         "device": p.hw.device_name,
+        "world_size": trainer.args.world_size,
         "resumed_from": str(ckpt) if ckpt else None,
         "skipped_checkpoints": [f"{name}: {why}" for name, why in skipped],
     }

@@ -4,7 +4,7 @@ With assistant-only labels, ~30% of a conversation's positions carry a target. T
 computes the loss through its fused LM head (a chunked log-softmax over the whole 49k
 vocabulary at every position, in float32); on this project's 2-core CPU that was ~45% of a
 training step (profiled in docs/benchmarks.md). Here the model is asked for logits only at the
-positions whose next token is a target (transformers' boolean `logits_to_keep`), and the
+positions whose next token is a target (transformers' `logits_to_keep`, given as positions), and the
 cross-entropy runs over those rows alone. The normalisation is TRL's own (sum over target
 tokens / `num_items_in_batch`, the target count of the whole accumulated step), so the loss
 and gradients are the same numbers TRL would produce.
@@ -35,9 +35,15 @@ def targeted_loss(model, inputs: dict, num_items_in_batch=None) -> tuple[torch.T
     targets = next_token_targets(inputs["labels"])
     keep = targets != IGNORE
     kwargs = {k: inputs[k] for k in _MODEL_INPUTS if k in inputs}
-    outputs = model(**kwargs, logits_to_keep=keep, use_cache=False)
-    logits = outputs.logits.reshape(-1, outputs.logits.shape[-1])  # [targets, vocab]
-    wanted = targets[keep]
+    # logits_to_keep as a 1-D tensor of positions (those some row scores): every transformers 5.x
+    # slices with it. A boolean [batch, seq] mask works in 5.24 but is an IndexError in 5.17's
+    # `hidden_states[:, mask, :]` (the GPU stack). Packed batches are one row, so the union is exact;
+    # padded rows compute a few logits they then drop.
+    cols = keep.any(0).nonzero().squeeze(1)
+    outputs = model(**kwargs, logits_to_keep=cols, use_cache=False)
+    sel = keep[:, cols]
+    logits = outputs.logits[sel]  # [targets, vocab]
+    wanted = targets[:, cols][sel]
     loss_sum = F.cross_entropy(logits.float(), wanted, reduction="sum")
     n = num_items_in_batch if num_items_in_batch is not None else wanted.numel()
     loss = loss_sum / torch.as_tensor(n, device=loss_sum.device).clamp(min=1)

@@ -74,9 +74,14 @@ def _status(s: ArenaSession, limits: Limits) -> str:
     return "Vote recorded. Press **New battle** (or just send a new prompt) to start another one."
 
 
+def _left_out_lines(r: dict) -> list[str]:
+    """Finished runs the Arena does not pair (trained on another base model), with the reason."""
+    return [f"- Not in the Arena: `{run}`: {why}" for run, why in sorted((r.get("left_out") or {}).items())]
+
+
 def _results_markdown(r: dict) -> str:
     if not r["votes"]:
-        return "No votes yet."
+        return "\n".join(["No votes yet."] + _left_out_lines(r))
     o, v = r["outcomes"], r["voters"]
     lines = [f"**{stats.voters_line(v)}** "
              f"(votes per voter: mean {v['votes_per_voter_mean']:.1f}, median {v['votes_per_voter_median']}, "
@@ -96,7 +101,7 @@ def _results_markdown(r: dict) -> str:
                      f"{j['ci_high']:.0%}) on {j['decisive_both']} battles where both preferred a side")
     lines.append("\nWin rate = (wins + ½ × (ties + both bad)) / votes, as in the Evaluate tab's judge A/B; "
                  "the seed's gate is ≥ 70% vs base. " + ARENA_RULE)
-    return "\n".join(lines)
+    return "\n".join(lines + _left_out_lines(r))
 
 
 def _table(rows: list[dict], cols: list[str]) -> pd.DataFrame:
@@ -248,7 +253,7 @@ def create_tab(ctx) -> None:
 
     # Run names are not shown to anonymous visitors: these handlers are admin-only when restricted.
     def on_load_contenders():
-        runs = sorted(finished_runs(settings.runs_dir))
+        runs = sorted(finished_runs(settings.runs_dir, settings.base_model))
         chosen = arena.chosen_contenders()
         value = [r for r in runs if chosen is None or r in chosen]
         return (gr.CheckboxGroup(choices=runs, value=value),
