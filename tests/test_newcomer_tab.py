@@ -210,11 +210,18 @@ def test_attach_follows_a_run_resumed_outside_the_studio(tmp_path):
 def test_reloaded_form_is_the_running_jobs_form(root_settings, tmp_path):
     from pipeline.train import monitor
 
-    form = {**monitor.form_defaults("smoke", root_settings), "data": "/data/v3/train.jsonl", "r": 4,
-            "learning_rate": 0.005, "target_modules": ["q_proj", "v_proj"], "max_steps": 3}
+    from pipeline.runs import RunFolder
+    from pipeline.train.config import TrainConfig
+
+    form = {**monitor.form_defaults("smoke", root_settings), "data": "/data/v3/train.jsonl", "lora.r": 4,
+            "learning_rate": 0.005, "lora.target_modules": ["q_proj", "v_proj"], "max_steps": 3}
     jobs = JobManager(root_settings.state_dir / "jobs")
     assert monitor.page_form(jobs, root_settings) is None  # nothing running: the tab shows defaults
-    job = jobs.start("train", monitor.command_argv(form, str(tmp_path / "run")), run_dir=str(tmp_path / "run"),
+    # what Start writes: the form's TrainConfig as the run's config file (the job then reads it)
+    run = RunFolder(tmp_path / "20261202-000000-smoke")
+    run.path.mkdir()
+    run.train_config_path.write_text(TrainConfig.model_validate(monitor.form_values(form)[1]).to_yaml())
+    job = jobs.start("train", monitor.command_argv(str(run.train_config_path), str(run.path)), run_dir=str(run.path),
                      program=[sys.executable, "-c", "import time; time.sleep(20)"])
     try:
         assert monitor.page_form(jobs, root_settings) == form
