@@ -76,7 +76,7 @@ def not_configured(settings: Settings) -> list[str]:
         notes.append("No API key (OPENAI_API_KEY / OPENAI_BASE_URL): LLM generation and persona drafting are off; "
                      "the shipped dataset, the blank/copy persona templates and training stay on.")
     if not settings.judge.configured:
-        notes.append("No judge endpoint: the LLM judge is off; evaluation uses the offline rubric judge.")
+        notes.append("No judge endpoint: the LLM judge is off; evaluation uses the offline reader judge.")
     if not settings.hf_token:
         notes.append("No HF_TOKEN: pushing to the Hub is off; packaging and validation stay on.")
     if settings.on_space and not settings.admin_password:

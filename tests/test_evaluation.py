@@ -219,7 +219,8 @@ def test_eval_cli_end_to_end_on_a_tiny_model(tiny_run, tmp_path, capsys):
     # Sampled on purpose: the tiny model's default is greedy (pipeline.models), and its barely-trained
     # adapter shares the base's argmax; sampling shows that the adapter really answered.
     argv = ["eval", "--run", str(tiny_run), "--eval-set", str(eval_set), "--max-new-tokens", "6", "--out", str(out),
-            "--temperature", "0.7", "--top-p", "0.9"]
+            "--temperature", "0.7", "--top-p", "0.9",
+            "--judge", "rubric"]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "QUALITY GATE STATUS" in text and ("APPROVED FOR DEPLOYMENT" in text or "REQUIRES ITERATION" in text)
@@ -229,8 +230,10 @@ def test_eval_cli_end_to_end_on_a_tiny_model(tiny_run, tmp_path, capsys):
     assert isinstance(r, EvaluationResults) and r.schema_version == 1
     d = json.loads((out / "EVALUATION_RESULTS.json").read_text())
     assert d["eval_set"]["n"] == 6 and len(d["eval_set"]["sha256"]) == 64 and len(d["adapter"]["sha256"]) == 64
+    agreement = d["judge"].pop("agreement")
     assert d["judge"] == {"kind": "rubric", "name": "rubric:v1", "model": None, "prompt_version": "v1", "heuristic": True,
                           "pairwise": "pairwise-score:rubric:v1"}
+    assert agreement["judge"] == "rubric:v1"  # every result says how far to trust its judge
     assert d["ab"]["n"] + d["ab"]["failures"] == 6 and len(d["ab"]["pairs"]) == 6
     assert {g["name"] for g in d["gates"]} >= {"overall_score", "all_traits", "no_violations", "ab_win_rate"}
     assert d["decision"] == (APPROVED if all(g["passed"] for g in d["gates"]) else ITERATE)

@@ -148,7 +148,7 @@ def test_rubric_batch_is_fast(rubric):
 
 
 def test_get_judge_rejects_unknown_kind(persona):
-    with pytest.raises(UserError, match="rubric, llm"):
+    with pytest.raises(UserError, match="rubric, reader, llm"):
         get_judge("vibes", persona)
 
 

@@ -16,7 +16,7 @@ def register(sub) -> None:
     p = sub.add_parser("evaluate", aliases=["eval"],
                        help="evaluate a trained adapter against its base model; quality gates (alias: eval)")
     p.add_argument("--run", required=True, help="training run folder (runs/<id>)")
-    p.add_argument("--judge", choices=JUDGE_KINDS, default="rubric")
+    p.add_argument("--judge", choices=JUDGE_KINDS, default="reader")
     p.add_argument("--eval-set", help="eval prompts (default: <persona>/eval.yaml)")
     p.add_argument("--persona", help="persona folder (default: the run's)")
     p.add_argument("--base", help="base model (default: the run's)")

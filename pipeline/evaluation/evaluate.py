@@ -27,7 +27,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..inference import ChatEngine, SamplingConfig, default_sampling
 from ..jsonl import atomic_write_text, file_sha256, read_jsonl, write_json, write_jsonl
-from ..judges import JUDGE_KINDS, get_judge, get_pairwise
+from ..judges import JUDGE_KINDS, get_judge, get_pairwise, judge_agreement
 from ..judges.base import JudgeItem
 from ..judges.pairwise import PairItem
 from ..runs import RunFolder
@@ -47,7 +47,7 @@ EVAL_SET_FILE = "eval.yaml"
 @dataclass
 class EvalConfig:
     run_dir: Path
-    judge: str = "rubric"
+    judge: str = "reader"  # the offline judge with measured agreement (docs/judges.md); rubric: lexicons only
     eval_set: Path | None = None  # default: <persona>/eval.yaml
     persona: Path | None = None  # default: the run's config.yaml `persona`
     base: str | None = None  # default: the run's config.yaml `base_model`
@@ -157,7 +157,7 @@ def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, jud
     out_dir = Path(cfg.out_dir or folder.eval_dir)
     system_prompt = run_cfg.get("system_prompt") or spec.system_prompt
     judge = judge or get_judge(cfg.judge, persona, settings)
-    pairwise = pairwise or get_pairwise(cfg.judge, persona, settings, judge=judge if cfg.judge == "rubric" else None)
+    pairwise = pairwise or get_pairwise(cfg.judge, persona, settings, judge=judge if cfg.judge in ("rubric", "reader") else None)
     echo(f"eval {run}: {len(prompts)} prompts from {eval_path}, base {base}, judge {judge.name}, "
          f"sampling {cfg.sampling.describe()}")
 
@@ -229,7 +229,7 @@ def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, jud
                                                          for p in pair_dicts]},
         "judge": {"kind": getattr(judge, "kind", cfg.judge), "name": judge.name, "model": getattr(judge, "model", None),
                   "prompt_version": getattr(judge, "prompt_version", None), "heuristic": cfg.judge == "rubric",
-                  "pairwise": pairwise.name},
+                  "pairwise": pairwise.name, "agreement": judge_agreement(judge)},
         "eval_set": {"path": str(eval_path), "sha256": file_sha256(eval_path), "n": len(prompts),
                      "limit": cfg.limit},
         "adapter": {"path": str(adapter_dir), "sha256": adapter_sha, "size_bytes": size},

@@ -14,7 +14,8 @@ SCHEMA_VERSION 1. Stable keys (do not rename; add new ones instead):
     metrics.improvement   {overall, traits: {trait: delta}, violation_rate}
     ab              {wins, losses, ties, n, win_rate, ci_low, ci_high, failures, inconsistent,
                      judge, pairs: [{id, winner, orders, consistent, ok, error}]}
-    judge           {kind, name, model, prompt_version, heuristic}
+    judge           {kind, name, model, prompt_version, heuristic, pairwise, agreement: {judge, split, n,
+                     spearman, kendall, pairwise_accuracy, violation_f1, ..., command}}
     eval_set        {path, sha256, n}
     adapter         {path, sha256, size_bytes}
     run_config      {run_dir, base_model, persona, config (the run's config.yaml), train_summary,
@@ -69,6 +70,9 @@ class JudgeRecord(BaseModel):
     name: str
     model: str | None = None
     prompt_version: str | None = None
+    # How far to trust the judge: its agreement with people on the judge benchmark's test split
+    # (pipeline.judges.judge_agreement); {"measured": false, ...} for a judge never measured.
+    agreement: dict[str, Any] | None = None
 
 
 class EvalSetRecord(BaseModel):

@@ -12,6 +12,7 @@ import pandas as pd
 from pathlib import Path
 
 from ..errors import UserError
+from ..judges import describe_agreement
 from ..jobs import JobManager
 from ..settings import Settings
 from ..runs import RunFolder, list_runs
@@ -72,7 +73,7 @@ def start_eval(jobs: JobManager, settings: Settings, run: str, judge: str, limit
     argv = eval_argv(run, judge, limit, max_new_tokens, temperature, top_p)
     if judge == "llm" and not settings.judge.configured:
         raise UserError("the LLM judge needs an endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for a local server), "
-                        "or choose the rubric judge")
+                        "or choose the reader or rubric judge (offline)")
     if not RunFolder(run).has_adapter():
         raise UserError(f"{run} has no adapter/adapter_config.json; choose a finished training run")
     job = jobs.start(JOB_KIND, argv, run_dir=str(run), label=f"eval {Path(run).name} ({judge})")
@@ -166,7 +167,8 @@ def view(run: str | None) -> dict:
              "**A/B:** no pairs judged.")
     head = (f"## {r['decision']}\n\nOverall {readable(a['overall_mean'])} vs base {readable(b['overall_mean'])} "
             f"(judge `{r['judge']['name']}`, {r['eval_set']['n']} prompts, {r['created_at']}; "
-            f"both sides decoded with {_describe_sampling(r.get('sampling'))})")
+            f"both sides decoded with {_describe_sampling(r.get('sampling'))})\n\n"
+            f"How far to trust the judge: {describe_agreement(r['judge'].get('agreement'))}")
     lineage = dataset_line(r.get("run_config") or {})
     if lineage:
         head += f"  \n{lineage}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..judges import describe_agreement
+
 
 def _f(x, nd=2, pct=False):
     if x is None:
@@ -17,6 +19,7 @@ def render_summary(r: dict) -> str:
     out = [f"# Evaluation: {r['run_config'].get('run_dir', '')}", "",
            f"**Decision: {r['decision']}**", "",
            f"Judge: `{j['name']}`" + (" (heuristic: lexicons + sentiment, not a semantic judgement)" if j.get("heuristic") else ""),
+           f"Judge agreement: {describe_agreement(j.get('agreement'))}",
            f"Eval set: `{r['eval_set']['path']}` ({r['eval_set']['n']} prompts, sha256 {r['eval_set']['sha256'][:12]})",
            f"Adapter: `{r['adapter']['path']}` (sha256 {(r['adapter']['sha256'] or 'n/a')[:12]}, "
            f"{_f((r['adapter']['size_bytes'] or 0) / 1e6)} MB); base `{r['run_config'].get('base_model')}`",

@@ -3,7 +3,9 @@
     get_judge("rubric" | "llm", persona, settings) -> Judge            (per-reply scores)
     get_pairwise("rubric" | "llm", persona, settings) -> pairwise judge (A/B, both orders)
 
-rubric   offline, deterministic, spec-driven heuristic (rubric.py); the default.
+rubric   offline, deterministic, spec-driven heuristic (rubric.py): lexicons, < 1 ms a reply.
+reader   offline: the embedded model's reading (hidden-state probe fitted on the judge
+         benchmark's dev split) + grounding checks + the rubric's lexicon evidence (reader.py).
 llm      the project's OpenAI-compatible client (settings.judge endpoint), prompts in
          pipeline/prompts/judge_*.txt and pairwise_*.txt, temperature 0.
 """
@@ -14,7 +16,7 @@ from ..errors import UserError
 from ..spec import Persona, PersonaSpec
 from .base import Judge, JudgeItem, Verdict, Violation
 
-JUDGE_KINDS = ("rubric", "llm")
+JUDGE_KINDS = ("rubric", "reader", "llm")
 
 
 def _spec(persona) -> PersonaSpec:
@@ -42,6 +44,10 @@ def get_judge(kind: str, persona, settings=None, *, client=None, **kw) -> Judge:
         from .rubric import RubricJudge
 
         return RubricJudge(spec)
+    if kind == "reader":
+        from .reader import ReaderJudge
+
+        return ReaderJudge(spec)
     if kind == "llm":
         from .llm import LLMJudge
 
@@ -56,6 +62,10 @@ def get_pairwise(kind: str, persona, settings=None, *, client=None, judge=None, 
         from .pairwise import ScorePairwise
 
         return ScorePairwise(judge or get_judge("rubric", spec))
+    if kind == "reader":
+        from .pairwise import ScorePairwise
+
+        return ScorePairwise(judge or get_judge("reader", spec))
     if kind == "llm":
         from .pairwise import LLMPairwise
 
@@ -63,4 +73,37 @@ def get_pairwise(kind: str, persona, settings=None, *, client=None, judge=None, 
     raise UserError(f"unknown judge {kind!r}; choose one of {', '.join(JUDGE_KINDS)}")
 
 
-__all__ = ["JUDGE_KINDS", "Judge", "JudgeItem", "Verdict", "Violation", "get_judge", "get_pairwise"]
+def judge_agreement(judge) -> dict | None:
+    """How far to trust `judge`: its measured agreement with people on the judge benchmark's
+    TEST split (pipeline/judges/weights/<kind>_<version>.agreement.json, written by
+    `python -m pipeline judge fit` / `judge calibrate --bench --record`), or a line saying it
+    was not measured."""
+    import json
+    from pathlib import Path
+
+    kind = getattr(judge, "kind", judge.name.split(":")[0])
+    version = getattr(judge, "prompt_version", None) or judge.name.rsplit(":", 1)[-1]
+    path = Path(__file__).parent / "weights" / f"{kind}_{version}.agreement.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return {"judge": judge.name, "measured": False,
+            "note": f"not measured on the judge benchmark; run `python -m pipeline judge calibrate --judge {kind} --bench`"}
+
+
+def describe_agreement(agreement: dict | None) -> str:
+    """One line for summaries, the Evaluate tab and the model card: "reader:v1, Spearman 0.71 vs
+    labelled replies (test split, n 190)"."""
+    if not agreement:
+        return "agreement with people not measured"
+    if agreement.get("measured") is False:
+        return f"{agreement.get('judge', 'judge')}: agreement with people not measured"
+    parts = [f"Spearman {agreement['spearman']:.2f}"]
+    if agreement.get("pairwise_accuracy") is not None:
+        parts.append(f"pairwise accuracy {agreement['pairwise_accuracy']:.2f}")
+    if agreement.get("violation_f1") is not None:
+        parts.append(f"violation F1 {agreement['violation_f1']:.2f}")
+    return (f"{agreement.get('judge')}, " + ", ".join(parts) +
+            f" vs labelled replies ({agreement.get('split', 'test')} split, n {agreement.get('n')})")
+
+
+__all__ = ["judge_agreement", "describe_agreement", "JUDGE_KINDS", "Judge", "JudgeItem", "Verdict", "Violation", "get_judge", "get_pairwise"]

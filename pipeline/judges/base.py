@@ -39,11 +39,17 @@ class Verdict:
     reasons: str = ""
     error: str | None = None
     extra: dict = field(default_factory=dict)
+    # A judge that scores the reply as a whole (the reader judge: a head fitted to people's
+    # 1-10 scores, mapped to 0..max) sets it; otherwise overall is the sum of the traits.
+    score: float | None = None
 
     @property
-    def overall(self) -> int | None:
-        """Sum of trait scores (0..2 per trait; 0..10 for five traits); None for a failure."""
-        return sum(self.traits.values()) if self.ok else None
+    def overall(self) -> float | None:
+        """0..10 (five traits): `score` when the judge gives one, else the sum of the trait
+        scores (0..2 per trait); None for a failure."""
+        if not self.ok:
+            return None
+        return self.score if self.score is not None else sum(self.traits.values())
 
     def passes(self, min_score: float = 6) -> bool:
         """The seed's quality filter: score at least `min_score` and no violation."""

@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
+from ..judges import describe_agreement
+
 # Licenses of the registry's base models; an adapter inherits its base model's terms.
 BASE_LICENSES = {
     "HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0",
@@ -190,7 +192,8 @@ def render_card(f: CardFacts) -> str:
         "## Evaluation Results",
         "See EVALUATION_RESULTS.json for every figure. How they were measured:",
         f"- Judge: {judge.get('kind') or 'n/a'} `{judge.get('model') or judge.get('name') or 'n/a'}` "
-        f"(prompt version {judge.get('prompt_version') or 'n/a'})",
+        f"(prompt version {judge.get('prompt_version') or 'n/a'}); agreement with people: "
+        f"{describe_agreement(judge.get('agreement'))}",
         f"- Held-out eval set: {eval_set.get('n', 'n/a')} prompts"
         + (f" (SHA-256 `{str(eval_set['sha256'])[:12]}…`)" if eval_set.get("sha256") else "")
         + "; never used for training",
@@ -204,7 +207,7 @@ def render_card(f: CardFacts) -> str:
         "- Optimized for task-management and productivity-coaching conversations; outside that domain it falls back to the base model's behaviour.",
         "- Trained and evaluated in English only; other languages may need adaptation.",
         f"- Requires `{f.base_model}` as the base model; on another base the adapter does not apply.",
-        "- Scores come from an LLM judge on a small held-out set; they estimate, not guarantee, behaviour on real traffic.",
+        "- Scores come from an automatic judge (see its agreement with people above) on a small held-out set; they estimate, not guarantee, behaviour on real traffic.",
     ]
     if f.base_model_name == "smollm2-135m" or "135M" in f.base_model:
         lines.append("- Built on a 135M-parameter model for CPU use: replies are short and can be inaccurate; the production target is Llama-3.1-8B-Instruct.")

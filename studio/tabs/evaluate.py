@@ -27,8 +27,10 @@ def create_tab(ctx) -> None:
                           elem_id="eval-run", scale=3)
         refresh = gr.Button("Refresh runs", scale=0, elem_id="eval-refresh")
     with gr.Row():
-        judge = gr.Radio(["rubric", "llm"], value="rubric", label="Judge", elem_id="eval-judge",
-                         info="rubric: offline heuristic. llm: the judge endpoint (" + settings.judge.describe() + ").")
+        judge = gr.Radio(["reader", "rubric", "llm"], value="reader", label="Judge", elem_id="eval-judge",
+                         info="reader: offline, the embedded model's reading + grounding, with measured agreement "
+                              "(docs/judges.md). rubric: lexicon heuristic. llm: the judge endpoint ("
+                              + settings.judge.describe() + ").")
         limit = gr.Number(None, label="Only the first N prompts", precision=0, elem_id="eval-limit",
                           info="Empty: the whole eval set.")
         max_new = gr.Number(96, label="Max new tokens", precision=0, minimum=1, elem_id="eval-max-new")
