@@ -59,7 +59,7 @@ def load_avg() -> str:
 
 
 def prepare(work: Path):
-    from pipeline.arena.testing import make_finished_run
+    from pipeline.testing.finished_run import make_finished_run
     from pipeline.models import prepare_embedded
     from pipeline.settings import Settings
 

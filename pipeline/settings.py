@@ -35,6 +35,13 @@ class Endpoint:
         return f"{self.model} @ {where}" if self.configured else "not configured"
 
 
+# Every variable Settings.from_env reads (and to_env writes).
+SETTINGS_VARS = ("TASKMASTER_ROOT", "TASKMASTER_WORK_DIR", "TASKMASTER_CACHE_DIR", "TASKMASTER_PERSONA",
+                 "TASKMASTER_BASE_MODEL", "TASKMASTER_GENERATOR_MODEL", "TASKMASTER_JUDGE_MODEL", "OPENAI_BASE_URL",
+                 "OPENAI_API_KEY", "TASKMASTER_JUDGE_BASE_URL", "TASKMASTER_JUDGE_API_KEY",
+                 "TASKMASTER_ADMIN_PASSWORD", "HF_TOKEN", "SPACE_ID")
+
+
 # Query parameters that carry a credential in the wild (Azure's `api-key`, `?key=` of Google's
 # APIs, `token`, `sig` of signed URLs...): their values are replaced, other parameters stay.
 _SECRET_PARAM = re.compile(r"(?i)(?:^|[-_])(key|token|secret|password|passwd|pwd|auth|sig|signature|credential)s?$|^api[-_]?key$")
@@ -115,6 +122,35 @@ class Settings:
             "hf_token": "set" if self.hf_token else "not set",
             "access": "admin login required" if self.access_restricted else "open (local)",
         }
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables `from_env` reads, such that `Settings.from_env(s.to_env()) == s`:
+        how a job (training, evaluation, a data stage, a `pipeline run` stage) gets the studio's
+        settings. Secrets travel only in a child's environment, never in argv or a file."""
+        env = {"TASKMASTER_ROOT": str(self.root), "TASKMASTER_WORK_DIR": str(self.work_dir),
+               "TASKMASTER_CACHE_DIR": str(self.cache_dir), "TASKMASTER_PERSONA": self.persona,
+               "TASKMASTER_BASE_MODEL": self.base_model, "TASKMASTER_GENERATOR_MODEL": self.generator.model,
+               "TASKMASTER_JUDGE_MODEL": self.judge.model}
+        g, j = self.generator, self.judge
+        if g.base_url:
+            env["OPENAI_BASE_URL"] = g.base_url
+        if g.api_key:
+            env["OPENAI_API_KEY"] = g.api_key
+        if j.base_url and j.base_url != g.base_url:
+            env["TASKMASTER_JUDGE_BASE_URL"] = j.base_url
+        if j.api_key and j.api_key != g.api_key:
+            env["TASKMASTER_JUDGE_API_KEY"] = j.api_key
+        for var, value in (("TASKMASTER_ADMIN_PASSWORD", self.admin_password), ("HF_TOKEN", self.hf_token),
+                           ("SPACE_ID", self.space_id)):
+            if value:
+                env[var] = value
+        return env
+
+    def job_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
+        """A child process's whole environment: this process's (PATH, offline flags, ...) without
+        any settings variable, then `to_env()`; so a child sees these settings and no others."""
+        env = {k: v for k, v in (os.environ if base is None else base).items() if k not in SETTINGS_VARS}
+        return {**env, **self.to_env()}
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides) -> "Settings":

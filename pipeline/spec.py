@@ -392,3 +392,38 @@ def render_markdown(persona: Persona) -> str:
         out.append(f"| {cat} | {cc.priority} | {cc.target_count} | {'; '.join(cc.scenarios)} |")
     out += ["", f"Target dataset size: {m.total_target} examples", ""]
     return "\n".join(out)
+
+
+# ---- a persona's name and its two texts (the Persona tab, the store and the drafter check these) ----
+
+PERSONA_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{1,39}$")
+
+
+def check_persona_name(name: str) -> str:
+    if not PERSONA_NAME_RE.match(name or ""):
+        from .errors import UserError
+
+        raise UserError(f"Persona name {name!r} is not allowed: use 2-40 lowercase letters, digits, '-' or '_', "
+                        f"starting with a letter (e.g. 'running-coach').")
+    return name
+
+
+def parse_persona_texts(name: str, spec_text: str, scenarios_text: str) -> Persona:
+    """Validate persona.yaml and scenarios.yaml texts together; raise SpecError listing every
+    problem of both."""
+    problems: list[str] = []
+    spec = scen = None
+    try:
+        spec = parse_spec(spec_text, PERSONA_FILE)
+    except SpecError as exc:
+        problems += exc.problems
+    try:
+        scen = parse_scenarios(scenarios_text)
+    except SpecError as exc:
+        problems += exc.problems
+    if spec is not None and spec.name != name:
+        problems.append(f"{PERSONA_FILE}: name: is {spec.name!r} but this persona is {name!r}; make them match "
+                        f"(to make a new persona, use 'New persona' instead)")
+    if problems:
+        raise SpecError(problems)
+    return Persona(folder=Path(name), spec=spec, scenarios=scen)

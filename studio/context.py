@@ -25,16 +25,29 @@ class StudioContext:
     # build_app already protects every handler of an admin tab; tabs need not call it.
     access: AccessControl = None  # type: ignore[assignment]
     _engines: dict = field(default_factory=dict)
+    _arena: object = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self):
         if self.jobs is None:
-            self.jobs = JobManager(self.settings.state_dir / "jobs", release_gpu=self.release_engines)
+            self.jobs = JobManager(self.settings.state_dir / "jobs", self.settings, release_gpu=self.release_engines)
         if self.access is None:
             self.access = AccessControl(self.settings)
 
     def persona(self, name: str | None = None) -> Persona:
         return load_persona(self.settings.persona_dir(name))
+
+    def arena(self):
+        """The studio's one Arena (votes store, batcher, Hub sync), built on first use from the
+        settings and the environment's limits; it shares the chat engine with every other tab."""
+        from pipeline.arena import Arena, Limits
+        from pipeline.arena.sync import VoteSync
+
+        with self._lock:
+            if self._arena is None:
+                self._arena = Arena(self.settings, self.engine, limits=Limits.from_env(),
+                                    sync=VoteSync.from_env(self.settings))
+            return self._arena
 
     def release_engines(self) -> list[str]:
         """Drop the resident chat engines before a GPU job starts (the job owns the GPU; the next

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from pipeline.evaluation.results import RESULTS_FILE
+from pipeline.runs import RunFolder
 from pipeline.settings import Settings
 
 
@@ -31,13 +31,13 @@ def run_downloads(run: str | None, settings: Settings) -> list[str]:
     """Paths to offer for `run`: adapter zip, package zip, EVALUATION_RESULTS.json (those that exist)."""
     if not run:
         return []
-    run_dir = Path(run)
-    out = settings.state_dir / "downloads" / run_dir.name
+    folder = RunFolder(run)
+    out = settings.state_dir / "downloads" / folder.id
     files = []
-    if (run_dir / "adapter" / "adapter_config.json").is_file():
-        files.append(_zip(run_dir / "adapter", out / f"{run_dir.name}-adapter"))
-    if (run_dir / "package").is_dir() and any((run_dir / "package").iterdir()):
-        files.append(_zip(run_dir / "package", out / f"{run_dir.name}-package"))
-    if (run_dir / "eval" / RESULTS_FILE).is_file():
-        files.append(run_dir / "eval" / RESULTS_FILE)
+    if folder.has_adapter():
+        files.append(_zip(folder.adapter_dir, out / f"{folder.id}-adapter"))
+    if folder.package_dir.is_dir() and any(folder.package_dir.iterdir()):
+        files.append(_zip(folder.package_dir, out / f"{folder.id}-package"))
+    if folder.has_results():
+        files.append(folder.results_path)
     return [str(f) for f in files]

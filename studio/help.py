@@ -25,7 +25,7 @@ TAB_HELP: dict[str, str] = {
     ),
     "Evaluate": (
         "**Phase 4: Evaluation.** Base vs adapter on the held-out eval set; gates: overall ≥7.5/10, every trait "
-        "≥1.5/2, 0 boundary violations, A/B win rate ≥70%. CLI: `python -m pipeline eval --run runs/ID`"
+        "≥1.5/2, 0 boundary violations, A/B win rate ≥70%. CLI: `python -m pipeline evaluate --run runs/ID`"
     ),
     "Arena": (
         "**Blind A/B.** Two anonymous replies to the same prompt, sides shuffled; vote, then see which was the "
@@ -33,7 +33,7 @@ TAB_HELP: dict[str, str] = {
     ),
     "Publish": (
         "**Phase 6: Packaging.** Build the package (adapter, README, PERSONA_SPEC.md, EVALUATION_RESULTS.json, "
-        "examples), validate it, push it to the Hub (needs HF_TOKEN). CLI: `python -m pipeline package --run runs/ID` · `python -m pipeline package validate DIR` · `python -m pipeline push DIR --repo-id you/name`"
+        "examples), validate it, push it to the Hub (needs HF_TOKEN). CLI: `python -m pipeline package --run runs/ID` · `python -m pipeline package validate DIR` · `python -m pipeline publish DIR --repo-id you/name`"
     ),
 }
 

@@ -27,7 +27,7 @@ PERSONA_DIR = REPO / "data" / "personas" / "taskmaster"
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer random Llama with a locally trained tokenizer and a ChatML template."""
-    from pipeline.tiny_model import build_tiny_llama
+    from pipeline.testing.tiny_model import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
@@ -48,9 +48,84 @@ def embedded_model_dir() -> Path:
     return prepare_embedded(Settings.from_env(env={}, cache_dir=REPO / ".cache"))
 
 
+# A test that asks for one of these loads, trains or generates with a real model (or serves the
+# whole studio, which loads one on demand): it is `slow` by what it uses, not by a list to keep.
+MODEL_FIXTURES = {"tiny_model_dir", "embedded_model_dir", "tiny_run", "launched_studio"}
+# Modules whose every test runs the pipeline's CLI or the app in a child process (torch imports).
+SLOW_MODULES = {"test_app_launch.py", "test_run_all.py"}
+
+
 def pytest_collection_modifyitems(config, items):
-    """Everything under tests/browser/ drives Chromium: mark it `browser` so `make test-fast`
-    (`-m "not slow and not browser"`) leaves it out without each file repeating the marker."""
+    """`browser`: everything under tests/browser/ (Chromium). `slow`: see MODEL_FIXTURES and
+    SLOW_MODULES. `make test-fast` runs `-m "not slow and not browser"`."""
     for item in items:
-        if "tests/browser/" in str(item.fspath).replace(os.sep, "/"):
+        path = str(item.fspath).replace(os.sep, "/")
+        if "tests/browser/" in path:
             item.add_marker(pytest.mark.browser)
+        elif path.rsplit("/", 1)[-1] in SLOW_MODULES or MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def write_results(run_dir: Path, *, gates: list[dict] | None = None, pairs: list[dict] | None = None,
+                  decision: str = "REQUIRES ITERATION", **fields) -> Path:
+    """A schema-valid EVALUATION_RESULTS.json in `run_dir` (a finished run folder with the few
+    fields a test sets), for tests of the readers; the evaluation stage writes the real ones."""
+    import json
+
+    from pipeline.evaluation.results import SCHEMA_VERSION
+    from pipeline.runs import RunFolder
+
+    run = RunFolder(run_dir)
+    run.eval_dir.mkdir(parents=True, exist_ok=True)
+    if not run.status_path.is_file():
+        run.write_status("finished")
+    run.results_path.write_text(json.dumps({
+        "schema_version": SCHEMA_VERSION, "created_at": "2026-12-01T00:00:00Z", "decision": decision,
+        "gates": gates or [], "metrics": {"adapter": {}, "base": {}},
+        "ab": {"wins": 0, "losses": 0, "ties": 0, "n": 0, "win_rate": None, "ci_low": None, "ci_high": None,
+               "pairs": pairs or []},
+        "judge": {"kind": "rubric", "name": "rubric"}, "eval_set": {"path": "eval.yaml", "sha256": "0", "n": 0},
+        "adapter": {"path": "adapter", "sha256": None, "size_bytes": None}, "run_config": {}, **fields}))
+    return run.results_path
+
+
+# ---- the real app on 127.0.0.1 ------------------------------------------------------------------
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class launched:
+    """`with launched(demo) as url:` serves any Gradio Blocks (queued) on a free 127.0.0.1 port
+    and closes it afterwards; `queue` and `launch` take Gradio's own arguments."""
+
+    def __init__(self, demo, *, queue: dict | None = None, **launch):
+        self.demo, self.queue, self.launch = demo, queue or {}, {"quiet": True, **launch}
+
+    def __enter__(self) -> str:
+        self.demo.queue(**self.queue)
+        port = free_port()
+        self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **self.launch)
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc):
+        self.demo.close()
+
+
+@pytest.fixture()
+def launched_studio():
+    """`with launched_studio(settings[, ctx]) as url:` the studio of `build_app(settings)`, served
+    for real (one place for the launch boilerplate every app-level test needs)."""
+
+    def start(settings: Settings, ctx=None, *, queue: dict | None = None, **launch) -> launched:
+        from studio.app import build_app
+
+        demo = build_app(settings, ctx) if ctx is not None else build_app(settings)
+        # the launch settings app.py uses (upload caps, ...), so the test serves what users get
+        return launched(demo, queue=queue, **{**getattr(demo, "studio_launch_kwargs", {}), **launch})
+
+    return start

@@ -7,7 +7,6 @@ job) while public handlers (the Arena's) answer; after `/admin_login` the same c
 
 from __future__ import annotations
 
-import socket
 import types
 
 import gradio as gr
@@ -19,15 +18,9 @@ from studio import app as studio_app
 from studio.access import COOKIE, AccessControl
 from studio.context import StudioContext
 
-from .conftest import REPO
+from .conftest import REPO, launched
 
 PASSWORD = "correct horse battery staple"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stub_tab(label: str, calls: list):
@@ -62,14 +55,8 @@ def studio(tmp_path, monkeypatch):
     tabs = [(label, _stub_tab(label, calls) if label in ("Train", "Arena") else module)
             for label, module in studio_app.TABS]
     monkeypatch.setattr(studio_app, "TABS", tabs)
-    demo = studio_app.build_app(settings)
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, show_error=False, quiet=True)
-    try:
-        yield f"http://127.0.0.1:{port}", calls
-    finally:
-        demo.close()
+    with launched(studio_app.build_app(settings), show_error=False) as url:
+        yield url, calls
 
 
 def test_anonymous_client_is_refused_by_admin_handlers_and_served_by_the_arena(studio):

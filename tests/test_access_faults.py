@@ -195,25 +195,16 @@ def _upload(url, size, cookie=None):
 
 
 @pytest.fixture()
-def launched(tmp_path):
-    from studio import app as studio_app
-
+def protected(tmp_path, launched_studio):
     from .conftest import REPO
-    from .test_access import _free_port
+
     settings = Settings.from_env(env={"TASKMASTER_ADMIN_PASSWORD": PASSWORD}, work_dir=tmp_path, cache_dir=REPO / ".cache")
-    demo = studio_app.build_app(settings)
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
-                **demo.studio_launch_kwargs)
-    try:
-        yield f"http://127.0.0.1:{port}", demo
-    finally:
-        demo.close()
+    with launched_studio(settings) as url:
+        yield url
 
 
-def test_uploads_need_an_admin_on_a_protected_studio_and_are_size_capped(launched):
-    url, demo = launched
+def test_uploads_need_an_admin_on_a_protected_studio_and_are_size_capped(protected):
+    url = protected
     assert _upload(url, 1000) == 403, "anonymous upload refused on a protected studio"
     client = Client(url, verbose=False)
     token = client.predict(PASSWORD, api_name="/admin_login")[0]

@@ -4,21 +4,16 @@ SQLite, multi-turn with the same sides, user mistakes as warnings (never a trace
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
-from pipeline.arena.testing import make_finished_run
+from pipeline.testing.finished_run import make_finished_run
 from pipeline.arena.votes import VoteStore, votes_path
 from pipeline.settings import Settings
 
+from .conftest import launched
+
 RUN_ID = "run-arena-secret"  # distinctive, so a leak cannot hide among ordinary words
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +27,10 @@ def app(tiny_model_dir, tmp_path_factory):
     settings = Settings.from_env(env={}, work_dir=tmp_path_factory.mktemp("arena-app"),
                                  base_model=str(tiny_model_dir))
     make_finished_run(settings.runs_dir, tiny_model_dir, RUN_ID)
-    demo = build_app(settings)
-    demo.queue(default_concurrency_limit=1, max_size=64)
-    port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
-        yield settings, f"http://127.0.0.1:{port}"
+        with launched(build_app(settings), queue={"default_concurrency_limit": 1, "max_size": 64}) as url:
+            yield settings, url
     finally:
-        demo.close()
         for k, v in old.items():
             if v is None:
                 os.environ.pop(k, None)

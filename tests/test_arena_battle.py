@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.arena import Arena, ArenaSession, Limits, new_battle
 from pipeline.arena.battle import voter_id
-from pipeline.arena.testing import make_finished_run
+from pipeline.testing.finished_run import make_finished_run
 from pipeline.errors import UserError
 from pipeline.inference import ChatEngine, SamplingConfig
 from pipeline.settings import Settings

@@ -13,6 +13,8 @@ from pipeline.arena import stats
 from pipeline.arena.votes import VoteStore, votes_path
 from pipeline.errors import UserError
 
+from .conftest import write_results
+
 
 def _row(i: int, vote: str = "right", left: str = "base", right: str = "run-a", voter: str = "anon:1",
          category: str | None = None, prompt_id: str | None = None) -> dict:
@@ -82,11 +84,11 @@ def test_traits_need_a_vote_and_export_round_trips(tmp_path):
 # ---- statistics ---------------------------------------------------------------------------------
 
 def test_wilson_matches_the_textbook_values():
-    p, lo, hi = stats.wilson(7, 10)
+    p, lo, hi = stats.rate_with_interval(7, 10)
     assert p == 0.7 and lo == pytest.approx(0.3968, abs=1e-4) and hi == pytest.approx(0.8922, abs=1e-4)
-    p, lo, hi = stats.wilson(0, 5)
+    p, lo, hi = stats.rate_with_interval(0, 5)
     assert p == 0 and lo == 0 and hi == pytest.approx(0.4345, abs=1e-4)
-    assert stats.wilson(0, 0) == (None, None, None)
+    assert stats.rate_with_interval(0, 0) == (None, None, None)
 
 
 def test_summary_counts_wins_ties_voters_and_categories():
@@ -100,7 +102,7 @@ def test_summary_counts_wins_ties_voters_and_categories():
     assert (row["model"], row["wins"], row["losses"], row["ties"], row["both_bad"]) == ("run-a", 10, 1, 1, 1)
     # ties and both-bad count half, as in the evaluation stage's judge A/B
     assert row["win_rate"] == pytest.approx(11 / 13) and row["decisive_win_rate"] == pytest.approx(10 / 11)
-    assert (row["ci_low"], row["ci_high"]) == pytest.approx(stats.wilson(11, 13)[1:])
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(stats.rate_with_interval(11, 13)[1:])
     assert s["voters"]["voters"] == 4 and s["voters"]["votes"] == 13
     cats = {r["category"]: r for r in s["per_category"]}
     assert cats["coaching"]["wins"] == 6 and cats["task_management"]["wins"] == 2
@@ -127,11 +129,9 @@ def test_bradley_terry_orders_three_models_with_intervals():
 
 
 def test_judge_verdicts_come_from_the_evaluation_results(tmp_path):
-    ev = tmp_path / "run-a" / "eval"
-    ev.mkdir(parents=True)
-    (ev / "EVALUATION_RESULTS.json").write_text(json.dumps({"ab": {"pairs": [
+    write_results(tmp_path / "run-a", pairs=[
         {"id": "ev-1", "winner": "a", "ok": True}, {"id": "ev-2", "winner": "b", "ok": True},
-        {"id": "ev-3", "winner": None, "ok": False}]}}))
+        {"id": "ev-3", "winner": None, "ok": False}])
     assert stats.judge_verdicts(tmp_path) == [
         {"prompt_id": "ev-1", "model_a": "run-a", "model_b": "base", "winner": "run-a"},
         {"prompt_id": "ev-2", "model_a": "run-a", "model_b": "base", "winner": "base"}]

@@ -29,6 +29,8 @@ from pipeline.jsonl import read_jsonl, write_jsonl
 from pipeline.settings import REPO_ROOT, Endpoint, Settings
 from pipeline.testing.openai_server import OpenAIServer
 
+from .conftest import write_results
+
 PERSONA = "taskmaster"
 SHIPPED = REPO_ROOT / "data" / "personas" / PERSONA
 TRAITS = ["encouraging", "productivity_focused", "professional_friendly", "action_oriented", "optimistic"]
@@ -286,12 +288,11 @@ def test_balance_fills_gaps_until_target_or_budget(tmp_path):
 
 # ---- target --------------------------------------------------------------------------------
 def test_target_generates_for_weak_traits_and_writes_a_new_version(tmp_path):
-    results = tmp_path / "EVALUATION_RESULTS.json"
-    results.write_text(json.dumps({"metrics": {"adapter": {"trait_means": {
+    results = write_results(tmp_path / "run", metrics={"adapter": {"trait_means": {
         "encouraging": 1.3, "productivity_focused": 1.8, "professional_friendly": 1.9, "action_oriented": 1.6,
-        "optimistic": 1.45}}},
-        "failing": [{"prompt": "I only did half of it", "category": "coaching",
-                     "traits": {"encouraging": 0, "optimistic": 1}}]}))
+        "optimistic": 1.45}}, "base": {}},
+        failing=[{"prompt": "I only did half of it", "category": "coaching",
+                  "traits": {"encouraging": 0, "optimistic": 1}}])
     base = tmp_path / "base.jsonl"
     write_jsonl(base, [e.model_dump() for e in _small_set()])
     with OpenAIServer(responder=example_responder) as srv:

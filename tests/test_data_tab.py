@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from dataclasses import replace
 
 import pytest
@@ -17,11 +16,7 @@ from pipeline.dataset.workspace import DataPaths
 from pipeline.settings import REPO_ROOT, Endpoint, Settings
 from pipeline.testing.openai_server import OpenAIServer
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from .conftest import launched
 
 
 @pytest.fixture()
@@ -31,20 +26,10 @@ def root_settings(tmp_path) -> Settings:
                              cache_dir=tmp_path / "cache")
 
 
-class served:
-    def __init__(self, settings: Settings):
-        from studio.app import build_app
+def served(settings: Settings) -> launched:
+    from studio.app import build_app
 
-        self.demo = build_app(settings)
-        self.demo.queue()
-        self.port = _free_port()
-
-    def __enter__(self) -> str:
-        self.demo.launch(server_name="127.0.0.1", server_port=self.port, prevent_thread_lock=True, quiet=True)
-        return f"http://127.0.0.1:{self.port}"
-
-    def __exit__(self, *exc):
-        self.demo.close()
+    return launched(build_app(settings))
 
 
 def test_data_tab_end_to_end(root_settings):
@@ -149,9 +134,9 @@ def _generate_job(client: Client, s: Settings) -> None:
 def test_chart_frames_are_typed_even_when_empty(root_settings):
     """An empty frame must still type "examples" as a number: the chart's y axis keeps the type
     it saw on page load (seen in a browser: categorical axes after the first filter)."""
-    from pipeline.dataset import studio_api
+    from studio.tabs.data import overview_frames
 
-    md, cov, scores, reasons = studio_api.overview_frames(root_settings, 10)
+    md, cov, scores, reasons = overview_frames(root_settings, 10)
     assert scores.empty and reasons.empty
     assert str(scores["examples"].dtype) == "int64" and str(reasons["examples"].dtype) == "int64"
     row = cov[cov["scenario"] == "Create a simple task"].set_index("kind")["examples"]

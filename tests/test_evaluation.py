@@ -20,7 +20,7 @@ from pipeline.evaluation.results import EvaluationResults, comparability, load_r
 from pipeline.evaluation.stats import distribution, wilson
 from pipeline.spec import load_persona
 
-from .conftest import PERSONA_DIR
+from .conftest import PERSONA_DIR, launched
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +306,6 @@ def test_respond_cli_writes_replies_with_sampling(tiny_run, tiny_model_dir, tmp_
 @pytest.mark.slow  # a real studio, a real background job (a subprocess that loads torch)
 def test_evaluate_tab_runs_a_background_eval_and_shows_the_gates(tiny_run, tmp_path, settings):
     import shutil
-    import socket
 
     from gradio_client import Client
 
@@ -316,28 +315,22 @@ def test_evaluate_tab_runs_a_background_eval_and_shows_the_gates(tiny_run, tmp_p
     run = settings.runs_dir / "tiny-run"
     shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval"))
     ctx = StudioContext(settings)
-    demo = build_app(settings, ctx)
-    demo.queue()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+    with launched(build_app(settings, ctx)) as url:
+        client = Client(url, verbose=False)
         choices = client.predict(api_name="/eval_runs")
         assert str(run) in json.dumps(choices)
         # A user mistake (no run chosen): a warning, not a job and not a traceback.
         client.predict("", "rubric", None, 96, None, None, api_name="/eval_start")  # shown as gr.Warning (studio/guard.py)
-        assert ctx.jobs.latest("eval") is None
+        assert ctx.jobs.latest("evaluate") is None
         with pytest.raises(UserError, match="choose a run folder"):  # the message that warning carries
             from pipeline.evaluation import studio_api
 
             studio_api.start_eval(ctx.jobs, settings, "", "rubric")
         # Decoding chosen in the tab (both sides use it; empty = the base model's default).
         started, status, _ = client.predict(str(run), "rubric", 2, 4, 0, None, api_name="/eval_start")
-        assert "python -m pipeline eval --run" in started and "--limit 2" in started
+        assert "python -m pipeline evaluate --run" in started and "--limit 2" in started
         assert "--temperature 0" in started and "--top-p" not in started
-        job = ctx.jobs.wait(ctx.jobs.latest("eval").id, timeout=120)
+        job = ctx.jobs.wait(ctx.jobs.latest("evaluate").id, timeout=120)
         assert job.state == "finished", job.log_tail(40)
         decision, gates, traits, cats, worst, ab, summary, file = client.predict(str(run), api_name="/eval_view")
         assert "REQUIRES ITERATION" in decision
@@ -362,8 +355,8 @@ def test_evaluate_tab_runs_a_background_eval_and_shows_the_gates(tiny_run, tmp_p
         results_file = next(f for f in files if f.name == "EVALUATION_RESULTS.json")
         assert json.loads(results_file.read_text())["schema_version"] == 1
         assert "both sides decoded with greedy" in decision
-    finally:
-        demo.close()
+        assert Path(file).name == "EVALUATION_RESULTS.json"
+        assert json.loads(Path(file).read_text())["schema_version"] == 1
 
 
 # ---- comparing two evaluated runs (pipeline/evaluation/compare.py) --------------------------

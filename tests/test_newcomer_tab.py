@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sys
 import time
 from pathlib import Path
@@ -23,19 +22,13 @@ from pipeline.jobs import JobManager
 from pipeline.settings import Settings
 from pipeline.spec import SpecError
 
-from .conftest import REPO
+from .conftest import REPO, launched
 
 
 @pytest.fixture()
 def root_settings(tmp_path) -> Settings:
     shutil.copytree(REPO / "data", tmp_path / "root" / "data")
     return Settings.from_env(env={}, root=tmp_path / "root", work_dir=tmp_path / "work", cache_dir=REPO / ".cache")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- 1. toasts render HTML: "<id>" and "<unicode string>" must survive ----------------------
@@ -140,11 +133,8 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
     assert "--override-validation" not in push_command(PushConfig(package="p", repo_id="me/tm"))
 
     demo = build_app(root_settings)
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+    with launched(demo) as url:
+        client = Client(url, verbose=False)
         # A push that fails (a run not packaged yet): the token field comes back empty, the reason
         # is on the page, and the command line names the override.
         (root_settings.runs_dir / "r1").mkdir(parents=True)
@@ -153,8 +143,6 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
         assert token == "", "the token field is cleared after a failed push"
         assert "Push failed" in result and "hf_secret_token" not in result + cli
         assert "--override-validation" in cli
-    finally:
-        demo.close()
 
     # 12: the per-chat trash icon empties one side in the browser; the clear handler puts both
     # sides back from the battle (and the CSS hides the icon).
@@ -222,11 +210,18 @@ def test_attach_follows_a_run_resumed_outside_the_studio(tmp_path):
 def test_reloaded_form_is_the_running_jobs_form(root_settings, tmp_path):
     from pipeline.train import monitor
 
-    form = {**monitor.form_defaults("smoke", root_settings), "data": "/data/v3/train.jsonl", "r": 4,
-            "learning_rate": 0.005, "target_modules": ["q_proj", "v_proj"], "max_steps": 3}
+    from pipeline.runs import RunFolder
+    from pipeline.train.config import TrainConfig
+
+    form = {**monitor.form_defaults("smoke", root_settings), "data": "/data/v3/train.jsonl", "lora.r": 4,
+            "learning_rate": 0.005, "lora.target_modules": ["q_proj", "v_proj"], "max_steps": 3}
     jobs = JobManager(root_settings.state_dir / "jobs")
     assert monitor.page_form(jobs, root_settings) is None  # nothing running: the tab shows defaults
-    job = jobs.start("train", monitor.command_argv(form, str(tmp_path / "run")), run_dir=str(tmp_path / "run"),
+    # what Start writes: the form's TrainConfig as the run's config file (the job then reads it)
+    run = RunFolder(tmp_path / "20261202-000000-smoke")
+    run.path.mkdir()
+    run.train_config_path.write_text(TrainConfig.model_validate(monitor.form_values(form)[1]).to_yaml())
+    job = jobs.start("train", monitor.command_argv(str(run.train_config_path), str(run.path)), run_dir=str(run.path),
                      program=[sys.executable, "-c", "import time; time.sleep(20)"])
     try:
         assert monitor.page_form(jobs, root_settings) == form

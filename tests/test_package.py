@@ -62,18 +62,21 @@ def make_run(root: Path, tiny_model_dir: Path, *, run_id: str = "run-001", appro
              {"name": "boundary_violations", "passed": approved, "value": 0 if approved else 2, "threshold": 0,
               "detail": "" if approved else "2 replies promised features that do not exist"}]
     (run / "eval" / "EVALUATION_RESULTS.json").write_text(json.dumps({
-        "schema_version": 1, "decision": "APPROVED FOR DEPLOYMENT" if approved else "REQUIRES ITERATION",
+        "schema_version": 1, "created_at": "2026-12-01T00:00:00Z",
+        "decision": "APPROVED FOR DEPLOYMENT" if approved else "REQUIRES ITERATION",
         "gates": gates,
         "metrics": {"adapter": {"overall_mean": 8.1, "trait_means": {"encouraging": 1.7}, "boundary_violations": 0,
                                 "violation_rate": 0.0},
                     "base": {"overall_mean": 5.2, "trait_means": {"encouraging": 1.0}, "boundary_violations": 1,
                              "violation_rate": 0.05}},
         "ab": {"wins": 16, "losses": 3, "ties": 1, "n": 20, "win_rate": 0.8, "ci_low": 0.58, "ci_high": 0.92},
-        "judge": {"kind": "llm", "model": "gpt-4o-mini", "prompt_version": "v1"},
+        "judge": {"kind": "llm", "name": "llm:gpt-4o-mini", "model": "gpt-4o-mini", "prompt_version": "v1"},
         "eval_set": {"path": str(PERSONA_DIR / "eval.yaml"), "sha256": "cd" * 32, "n": 20},
-        "adapter": {"path": str(run / "adapter"), "sha256": adapter_sha, "size_bytes": size}}))
+        "adapter": {"path": str(run / "adapter"), "sha256": adapter_sha, "size_bytes": size},
+        "run_config": {"run_dir": str(run), "base_model": str(tiny_model_dir)}}))
     if with_responses:
-        rows = [{"id": f"ev-00{i}", "prompt": p, "response": f"Real reply {i} from the eval run."}
+        rows = [{"id": f"ev-00{i}", "category": "task_creation", "messages": [{"role": "user", "content": p}],
+                 "reply": f"Real reply {i} from the eval run."}
                 for i, p in enumerate(["Create a task to review the marketing proposal", "I finished the quarterly report",
                                        "What are my high priority tasks?"], 1)]
         (run / "eval" / "responses_adapter.jsonl").write_text("".join(json.dumps(x) + "\n" for x in rows))
@@ -154,7 +157,7 @@ def test_sample_interactions_are_the_evaluations_real_replies(built):
     _, run, pkg = built
     rows = [json.loads(x) for x in (pkg / "examples/sample_interactions.jsonl").read_text().splitlines()]
     evaluated = [json.loads(x) for x in (run / "eval/responses_adapter.jsonl").read_text().splitlines()]
-    assert [r["messages"][-1]["content"] for r in rows] == [e["response"] for e in evaluated]
+    assert [r["messages"][-1]["content"] for r in rows] == [e["reply"] for e in evaluated]
     assert all(r["messages"][0]["role"] == "user" and r["source"] == "eval/responses_adapter.jsonl" for r in rows)
 
 

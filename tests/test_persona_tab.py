@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 
 import pytest
 from gradio_client import Client
@@ -22,7 +21,7 @@ from pipeline.settings import Endpoint, Settings
 from pipeline.spec import SpecError, load_persona
 from pipeline.testing.openai_server import OpenAIServer
 
-from .conftest import REPO
+from .conftest import REPO, launched
 
 
 @pytest.fixture()
@@ -134,23 +133,13 @@ def test_draft_without_endpoint_or_with_a_short_description_says_what_to_do(root
 
 # ---- the tab through the real app -----------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_persona_tab_through_gradio_client(root_settings):
     from studio.app import build_app
 
     with OpenAIServer(responder=lambda body: example_answer_text()) as srv:
         settings = _with_llm(root_settings, srv)
-        demo = build_app(settings)
-        demo.queue()
-        port = _free_port()
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-        try:
-            client = Client(f"http://127.0.0.1:{port}", verbose=False)
+        with launched(build_app(settings)) as url:
+            client = Client(url, verbose=False)
             # gr.State is not part of the API: the session (this client) keeps the opened version.
             picker, spec_text, scen_text, preview, status, cli, _ = client.predict(api_name="/persona_load")
             assert "name: taskmaster" in spec_text and "# TaskMaster Persona Specification" in preview
@@ -174,5 +163,3 @@ def test_persona_tab_through_gradio_client(root_settings):
                                  "A running coach for beginners training for a first 10k race.",
                                  api_name="/persona_create")
             assert "name: stride" in out[1] and load_persona(settings.persona_dir("stride")).spec.display_name == "Stride"
-        finally:
-            demo.close()

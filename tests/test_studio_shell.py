@@ -3,7 +3,6 @@ turns user mistakes into a warning (outputs untouched) and bugs into a one-line 
 
 from __future__ import annotations
 
-import socket
 
 import gradio as gr
 import pytest
@@ -13,6 +12,8 @@ from pipeline.errors import UserError
 from pipeline.settings import Settings
 from studio.guard import BUG_MESSAGE, guard_events
 from studio.header import render_header
+
+from .conftest import launched
 
 SECRETS = {"OPENAI_API_KEY": "sk-live-0123456789", "HF_TOKEN": "hf_abcdefghijklmnop",
            "TASKMASTER_ADMIN_PASSWORD": "hunter2-admin", "TASKMASTER_JUDGE_API_KEY": "sk-judge-999"}
@@ -27,12 +28,6 @@ def test_header_names_what_is_active_and_never_a_secret():
     assert "Base model" in text and "Device" in text
     bare = render_header(Settings.from_env(env={}))
     assert "No API key" in bare and "rubric judge" in bare and "No HF_TOKEN" in bare and "open (local)" in bare
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture()
@@ -61,13 +56,8 @@ def guarded_app():
         gr.Button("d").click(strict_step, [box], [out], api_name="strict").success(
             lambda: calls.append("chained") or "chained", None, [out])
     assert guard_events(demo) == 5
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, show_error=False)
-    try:
-        yield Client(f"http://127.0.0.1:{port}", verbose=False), calls
-    finally:
-        demo.close()
+    with launched(demo, show_error=False) as url:
+        yield Client(url, verbose=False), calls
 
 
 def test_user_mistakes_warn_and_leave_outputs_and_bugs_show_one_line(guarded_app):

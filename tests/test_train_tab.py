@@ -3,25 +3,18 @@ started from the tab, one job at a time, re-attach from a new session, the runs 
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
+import yaml
 from gradio_client import Client
 
 from pipeline.jobs import JobManager
 from pipeline.jsonl import write_jsonl
+from pipeline.runs import RunFolder
 from pipeline.settings import REPO_ROOT, Settings
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_model_dir):
-    from studio.app import build_app
-
+def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_model_dir, launched_studio):
     data = tmp_path / "train.jsonl"
     write_jsonl(data, [{"id": f"t{i}", "category": "task_creation", "scenario": "Create a simple task",
                         "messages": [{"role": "user", "content": f"add task {i}"},
@@ -29,21 +22,21 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
                         "review": {"status": "approved"}} for i in range(6)])
     settings = Settings.from_env(env={}, work_dir=tmp_path / "work", cache_dir=REPO_ROOT / ".cache",
                                  base_model=str(tiny_model_dir))
-    demo = build_app(settings)
-    demo.queue()
-    port = _free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with launched_studio(settings) as url:
         client = Client(url, verbose=False)
         # the form: preset, base, persona, data, r, alpha, dropout, targets, epochs, batch, accum, lr, max_len,
         # warmup, max_steps, batching, layers, method, from_run, pairs, report_to
         form = ["smoke", str(tiny_model_dir), "taskmaster", str(data), 4, 8, 0.0, ["q_proj", "v_proj"], 1, 2, 1,
                 0.005, 384, 0, 3, "grouped", 0, "sft", "", "", "tensorboard"]
         progress, plot, log, command, *_ = client.predict(*form, api_name="/train_start")
-        assert "python -m pipeline train --preset smoke" in command and "lora.r=4" in command
         jobs = JobManager(settings.state_dir / "jobs")
         job_id = jobs.latest("train").id
+        # the job gets the form's whole config as a file in its run folder, not a diff in argv
+        run_dir = Path(jobs.get(job_id).run_dir)
+        config_file = RunFolder(run_dir).train_config_path
+        assert f"python -m pipeline train --config {config_file} --out {run_dir}" in command
+        written = yaml.safe_load(config_file.read_text())
+        assert written["lora"]["r"] == 4 and written["max_steps"] == 3 and written["data"] == str(data)
         # Bug 8: a reloaded page (a new session) shows the running job's own settings, not the
         # default preset (and keeps the Data field).
         # (The job is still loading torch here: seconds, on any machine.)
@@ -71,17 +64,18 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         # Bug 2: the run records which data it used (version, count, hash), shown in the Runs table.
         col = table["headers"].index("dataset")
         assert table["data"][0][col].startswith("train.jsonl · 6 conv.")
-    finally:
-        demo.close()
 
 
-def test_train_form_builds_a_preference_round_command():
+def test_train_form_builds_a_preference_round_config():
+    """The form's values become the TrainConfig the job's config file holds (a DPO round here)."""
     from pipeline.train import monitor
+    from pipeline.train.config import TrainConfig
 
     form = {"preset": "dpo", "method": "dpo", "from_run": "runs/sft-1", "pairs": "a.jsonl, b.jsonl",
             "report_to": "trackio", "base_model": "smollm2-135m", "persona": "taskmaster"}
-    argv = monitor.command_argv(form, "runs/x")
-    assert argv[:3] == ["train", "--preset", "dpo"]
-    joined = " ".join(argv)
-    assert "--from-run runs/sft-1" in joined and "--pairs a.jsonl --pairs b.jsonl" in joined
-    assert "--report-to trackio" in joined and "--method" not in joined  # the dpo preset already says dpo
+    preset, values = monitor.form_values(form)
+    cfg = TrainConfig.model_validate(values)
+    assert preset == "dpo" and cfg.method == "dpo" and cfg.from_run == "runs/sft-1"
+    assert list(cfg.pairs) == ["a.jsonl", "b.jsonl"] and cfg.report_to == "trackio"
+    assert monitor.command_argv("runs/x/train_config.yaml", "runs/x") == [
+        "train", "--config", "runs/x/train_config.yaml", "--out", "runs/x"]

@@ -2,14 +2,13 @@
 streaming, votes, results. The studio's Arena tab makes exactly one call into it per event.
 
 Model ids: "base" is the studio's base model (prompted with the persona's system prompt, as
-the adapter is); any other id is a finished training run, `runs/<id>/` with status.json
-state "finished" and an `adapter/` folder. One `ChatEngine` (one copy of the base weights)
+the adapter is); any other id is a finished training run with an adapter
+(`pipeline.runs.finished_with_adapter`). One `ChatEngine` (one copy of the base weights)
 serves both: adapters are attached by run id and chosen per row of the batch.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from pathlib import Path
@@ -20,6 +19,7 @@ import yaml
 from ..errors import UserError
 from ..inference import SamplingConfig, default_sampling
 from ..prompting import with_persona_system
+from ..runs import RunFolder, finished_with_adapter, list_runs
 from ..settings import Settings
 from ..text_input import clean_user_text
 from . import stats
@@ -51,25 +51,17 @@ def arena_runs(runs_dir: Path, base_model: str | None = None) -> tuple[dict[str,
     with an adapter and, given `base_model`, was trained on that base: an adapter trained on another
     base would load onto the wrong weights (or fail on its shapes) and its votes would mean nothing."""
     out, left_out = {}, {}
-    if not runs_dir.is_dir():
-        return out, left_out
-    for run in sorted(runs_dir.iterdir()):
-        try:
-            status = json.loads((run / "status.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if status.get("state") != "finished" or not (run / "adapter" / "adapter_config.json").is_file():
-            continue
+    for run in sorted(list_runs(runs_dir, where=finished_with_adapter), key=lambda r: r.id):
         if base_model is not None:
             try:
-                trained_on = (yaml.safe_load((run / "config.yaml").read_text()) or {}).get("base_model")
-            except (OSError, yaml.YAMLError):
+                trained_on = run.base_model
+            except UserError:
                 trained_on = None
             if not same_base(trained_on, base_model):
-                left_out[run.name] = (f"trained on {trained_on or 'an unknown base model'}, not on the studio's "
-                                      f"base model {base_model}")
+                left_out[run.id] = (f"trained on {trained_on or 'an unknown base model'}, not on the studio's "
+                                    f"base model {base_model}")
                 continue
-        out[run.name] = run / "adapter"
+        out[run.id] = run.adapter_dir
     return out, left_out
 
 

@@ -27,13 +27,13 @@ RULE = ("A tie and \"both bad\" each count as half a win for each side, in the w
         "Bradley-Terry ratings alike.")
 
 
-def wilson(k: float, n: int, z: float = Z95) -> tuple[float | None, float | None, float | None]:
+def rate_with_interval(k: float, n: int, z: float = Z95) -> tuple[float | None, float | None, float | None]:
     """(rate, low, high) of k successes (ties may count 0.5) in n trials; all None when n == 0."""
-    from ..evaluation.stats import wilson as _wilson  # one Wilson for the whole studio
+    from ..evaluation.stats import wilson  # one Wilson for the whole studio
 
     if n <= 0:
         return None, None, None
-    lo, hi = _wilson(k, n, z)
+    lo, hi = wilson(k, n, z)
     return k / n, lo, hi
 
 
@@ -52,7 +52,7 @@ def _tally(votes: list[dict], model: str, other: str) -> dict:
             c["losses"] += 1
     decisive = c["wins"] + c["losses"]
     n = decisive + c["tie"] + c["both_bad"]
-    rate, lo, hi = wilson(c["wins"] + 0.5 * (c["tie"] + c["both_bad"]), n)
+    rate, lo, hi = rate_with_interval(c["wins"] + 0.5 * (c["tie"] + c["both_bad"]), n)
     return {"model": model, "opponent": other, "votes": n,
             "wins": c["wins"], "losses": c["losses"], "ties": c["tie"], "both_bad": c["both_bad"],
             "win_rate": rate, "ci_low": lo, "ci_high": hi,
@@ -201,29 +201,27 @@ def human_judge_agreement(votes: list[dict], judge: list[dict]) -> dict:
             if v["winner"] and jw not in ("tie", None):
                 decisive += 1
                 agree += int(jw == v["winner"])
-    rate, lo, hi = wilson(agree, decisive)
+    rate, lo, hi = rate_with_interval(agree, decisive)
     return {"matched": matched, "decisive_both": decisive, "agree": agree, "agreement": rate,
             "ci_low": lo, "ci_high": hi}
 
 
 def judge_verdicts(runs_dir, base: str = BASE_ID) -> list[dict]:
-    """The evaluation stage's pairwise judge verdicts (runs/<id>/eval/EVALUATION_RESULTS.json,
-    `ab.pairs`: "a" is the run's adapter, "b" the base) in the form human_judge_agreement takes."""
-    import json
-    from pathlib import Path
+    """The evaluation stage's pairwise judge verdicts (each run's results `ab.pairs`: "a" is the
+    run's adapter, "b" the base) in the form human_judge_agreement takes."""
+    from ..errors import UserError
+    from ..runs import list_runs
 
     out = []
-    root = Path(runs_dir)
-    for path in sorted(root.glob("*/eval/EVALUATION_RESULTS.json")) if root.is_dir() else []:
-        run = path.parent.parent.name
+    for run in sorted(list_runs(runs_dir, where=lambda r: r.has_results()), key=lambda r: r.id):
         try:
-            pairs = (json.loads(path.read_text()).get("ab") or {}).get("pairs") or []
-        except (OSError, ValueError):
+            pairs = run.results().ab.model_dump().get("pairs") or []
+        except (UserError, ValueError):  # unreadable or another schema: no verdicts from it
             continue
         for p in pairs:
             if p.get("ok", True) and p.get("winner") in ("a", "b", "tie"):
-                winner = {"a": run, "b": base, "tie": "tie"}[p["winner"]]
-                out.append({"prompt_id": p.get("id"), "model_a": run, "model_b": base, "winner": winner})
+                winner = {"a": run.id, "b": base, "tie": "tie"}[p["winner"]]
+                out.append({"prompt_id": p.get("id"), "model_a": run.id, "model_b": base, "winner": winner})
     return out
 
 

@@ -8,8 +8,9 @@ from this build. Re-running the same command continues where it stopped (pipelin
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+
+from ..runs import new_run
 
 
 def register(sub) -> None:
@@ -31,7 +32,7 @@ def register(sub) -> None:
 def _run(args, settings) -> int:
     from ..run_all import gate_table, run_all, summary_table
 
-    out = Path(args.out) if args.out else settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.preset}"
+    out = Path(args.out) if args.out else new_run(settings, args.preset).path
     stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
     report = run_all(args.preset, out, settings, persona=args.persona, base_model=args.base, stages=stages,
                      echo=not args.quiet)

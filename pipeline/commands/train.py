@@ -1,9 +1,10 @@
 """`python -m pipeline train ...`: train a LoRA adapter, plan its size first, follow a run.
 
-    python -m pipeline train --persona taskmaster --base smollm2-135m --out runs/demo --preset cpu-demo
-    python -m pipeline train --resume runs/demo                 # continue from the last checkpoint
-    python -m pipeline train --method dpo --from-run runs/demo --out runs/demo-dpo   # preference round
-    python -m pipeline train --method kto --from-run runs/demo --pairs votes-kto.jsonl --self-play 0
+    python -m pipeline train run --persona taskmaster --base smollm2-135m --out runs/demo --preset cpu-demo
+    python -m pipeline train run --resume runs/demo             # continue from the last checkpoint
+    python -m pipeline train run --method dpo --from-run runs/demo --out runs/demo-dpo   # preference round
+    python -m pipeline train run --method kto --from-run runs/demo --pairs votes-kto.jsonl --self-play 0
+    python -m pipeline train --preset cpu-demo ...              # the same as `train run` (kept for scripts)
     python -m pipeline train plan --base llama-3.1-8b-instruct --rank 16 --targets all [--json]
     python -m pipeline train status runs/demo [--json]
     python -m pipeline train list [--json]
@@ -15,10 +16,10 @@ Under several GPUs the same entry point runs unchanged with
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from ..errors import UserError
+from ..runs import RunFolder, new_run
 
 TARGET_ALIASES = {
     "all": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
@@ -42,44 +43,16 @@ def parse_targets(text: str) -> list[str]:
 def register(sub) -> None:
     from ..train.config import preset_names
 
-    p = sub.add_parser("train", help="train a LoRA adapter (plan its size first; follow, stop, resume a run)",
+    p = sub.add_parser("train", help="train a LoRA adapter (train run|plan|status|list; plain `train` = `train run`)",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", default=None, choices=preset_names(),
-                   help="starting config (default: seed; with --method dpo|kto, that method's preset)")
-    p.add_argument("--method", choices=["sft", "dpo", "kto"], help="sft (default), or a preference round on --from-run")
-    p.add_argument("--from-run", dest="from_run", metavar="RUN", help="dpo/kto: the SFT run whose adapter to continue")
-    p.add_argument("--pairs", action="append", default=[], metavar="FILE",
-                   help="dpo/kto data: JSONL from `arena export --format dpo|kto` (repeatable)")
-    p.add_argument("--self-play", dest="self_play", type=int, metavar="N",
-                   help="dpo/kto: curated conversations to self-play into pairs (default 64; 0 = none)")
-    p.add_argument("--beta", type=float, help="dpo/kto beta (default 0.1)")
-    p.add_argument("--report-to", dest="report_to", choices=["tensorboard", "trackio", "wandb", "none"],
-                   help="also log the run to this tracker (default tensorboard, local: tensorboard --logdir runs)")
-    p.add_argument("--config", help="a YAML TrainConfig (or a run's config.yaml) to start from instead of a preset")
-    p.add_argument("--persona", help="persona name or folder (default: the studio's)")
-    p.add_argument("--base", help="base model: registry name, local folder or Hub id (default: the studio's)")
-    p.add_argument("--data", help="JSONL of records (default: <persona>/train.jsonl); approved records only")
-    p.add_argument("--out", help="run folder (default: runs/<time>-<preset>)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint, with its own config")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any TrainConfig setting, e.g. --set lr_scheduler=linear --set lora.dropout=0.05")
-    for flag, key, typ in [("--rank", "lora.r", int), ("--alpha", "lora.alpha", int), ("--dropout", "lora.dropout", float),
-                           ("--epochs", "epochs", float), ("--batch-size", "batch_size", int),
-                           ("--grad-accum", "grad_accum", int), ("--lr", "learning_rate", float),
-                           ("--warmup-steps", "warmup_steps", int), ("--max-length", "max_length", int),
-                           ("--max-steps", "max_steps", int), ("--save-steps", "save_steps", int),
-                           ("--threads", "num_threads", int), ("--seed", "seed", int)]:
-        p.add_argument(flag, dest=key, type=typ, default=None, help=f"TrainConfig {key}")
-    p.add_argument("--targets", help="comma list of modules or all|attention|mlp")
-    p.add_argument("--backend", choices=["auto", "trl", "unsloth"])
-    p.add_argument("--precision", choices=["auto", "bf16", "fp16", "fp32"])
-    p.add_argument("--batching", choices=["padded", "grouped", "packed"])
-    p.add_argument("--save-strategy", dest="save_strategy", choices=["epoch", "steps"])
-    p.add_argument("--quiet", action="store_true", help="no per-step lines (the progress bar stays)")
+    _run_flags(p, preset_names(), suppress=False)
     p.set_defaults(handler=_train)
 
-    s = p.add_subparsers(dest="train_cmd", metavar="[plan|status|list]")
+    s = p.add_subparsers(dest="train_cmd", metavar="[run|plan|status|list]")
     s.required = False
+    rn = s.add_parser("run", help="train a LoRA adapter into a run folder (the same as plain `train`)")
+    _run_flags(rn, preset_names(), suppress=True)
+    rn.set_defaults(handler=_train)
     pl = s.add_parser("plan", help="trainable parameters, adapter file size and memory, before training")
     pl.add_argument("--base", dest="plan_base", help="base model (default: the studio's)")
     pl.add_argument("--rank", dest="plan_rank", type=int, default=16)
@@ -100,10 +73,52 @@ def register(sub) -> None:
     ls.set_defaults(handler=_list)
 
 
-def _list(args, settings) -> int:
-    from ..train.runner import list_runs
+def _run_flags(p, presets, suppress: bool) -> None:
+    """The flags of `train run` (and of plain `train`, kept for scripts). In the `run` subparser
+    they default to "not given", so they never undo what was given before `run`."""
+    import argparse
 
-    rows = list_runs(settings.runs_dir)
+    def d(value):
+        return argparse.SUPPRESS if suppress else value
+
+    p.add_argument("--preset", default=d(None), choices=presets,
+                   help="starting config (default: seed; with --method dpo|kto, that method's preset)")
+    p.add_argument("--method", default=d(None), choices=["sft", "dpo", "kto"], help="sft (default), or a preference round on --from-run")
+    p.add_argument("--from-run", default=d(None), dest="from_run", metavar="RUN", help="dpo/kto: the SFT run whose adapter to continue")
+    p.add_argument("--pairs", action="append", default=d([]), metavar="FILE",
+                   help="dpo/kto data: JSONL from `arena export --format dpo|kto` (repeatable)")
+    p.add_argument("--self-play", default=d(None), dest="self_play", type=int, metavar="N",
+                   help="dpo/kto: curated conversations to self-play into pairs (default 64; 0 = none)")
+    p.add_argument("--beta", default=d(None), type=float, help="dpo/kto beta (default 0.1)")
+    p.add_argument("--report-to", default=d(None), dest="report_to", choices=["tensorboard", "trackio", "wandb", "none"],
+                   help="also log the run to this tracker (default tensorboard, local: tensorboard --logdir runs)")
+    p.add_argument("--config", default=d(None), help="a YAML TrainConfig (or a run's config.yaml) to start from instead of a preset")
+    p.add_argument("--persona", default=d(None), help="persona name or folder (default: the studio's)")
+    p.add_argument("--base", default=d(None), help="base model: registry name, local folder or Hub id (default: the studio's)")
+    p.add_argument("--data", default=d(None), help="JSONL of records (default: <persona>/train.jsonl); approved records only")
+    p.add_argument("--out", default=d(None), help="run folder (default: runs/<time>-<preset>)")
+    p.add_argument("--resume", default=d(None), metavar="RUN", help="continue RUN from its last checkpoint, with its own config")
+    p.add_argument("--set", action="append", default=d([]), metavar="KEY=VALUE",
+                   help="any TrainConfig setting, e.g. --set lr_scheduler=linear --set lora.dropout=0.05")
+    for flag, key, typ in [("--rank", "lora.r", int), ("--alpha", "lora.alpha", int), ("--dropout", "lora.dropout", float),
+                           ("--epochs", "epochs", float), ("--batch-size", "batch_size", int),
+                           ("--grad-accum", "grad_accum", int), ("--lr", "learning_rate", float),
+                           ("--warmup-steps", "warmup_steps", int), ("--max-length", "max_length", int),
+                           ("--max-steps", "max_steps", int), ("--save-steps", "save_steps", int),
+                           ("--threads", "num_threads", int), ("--seed", "seed", int)]:
+        p.add_argument(flag, dest=key, type=typ, default=d(None), help=f"TrainConfig {key}")
+    p.add_argument("--targets", default=d(None), help="comma list of modules or all|attention|mlp")
+    p.add_argument("--backend", default=d(None), choices=["auto", "trl", "unsloth"])
+    p.add_argument("--precision", default=d(None), choices=["auto", "bf16", "fp16", "fp32"])
+    p.add_argument("--batching", default=d(None), choices=["padded", "grouped", "packed"])
+    p.add_argument("--save-strategy", default=d(None), dest="save_strategy", choices=["epoch", "steps"])
+    p.add_argument("--quiet", action="store_true", default=d(False), help="no per-step lines (the progress bar stays)")
+
+
+def _list(args, settings) -> int:
+    from ..train.runner import run_rows
+
+    rows = run_rows(settings.runs_dir)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -163,7 +178,7 @@ def _train(args, settings) -> int:
         summary = run_training(None, args.resume, settings, resume=True, echo=not args.quiet)
     else:
         values = build_config_values(args, settings)
-        out = Path(args.out) if args.out else settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{args.preset or 'config'}"
+        out = Path(args.out) if args.out else new_run(settings, args.preset or "config").path
         summary = run_training(values, out, settings, echo=not args.quiet)
     return 0 if summary.get("state") in ("finished", "stopped") or summary.get("stopped") else 1
 
@@ -192,12 +207,10 @@ def _plan(args, settings) -> int:
 
 
 def _status(args, settings) -> int:
-    from ..train.runner import SUMMARY, read_metrics, run_status
-
-    st = run_status(args.run)
-    metrics = read_metrics(args.run)
-    summary_path = Path(args.run) / SUMMARY
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    run = RunFolder(args.run)
+    st = run.status()
+    metrics = run.metrics()
+    summary = run.summary() or None
     if args.json:
         print(json.dumps({"status": st, "last_metrics": metrics[-1] if metrics else None, "summary": summary}, indent=2))
         return 0

@@ -71,11 +71,9 @@ class FilterResult:
 
 
 def get_judge(kind: str, persona: Persona, settings: Settings):
-    """The project's judge factory (pipeline.judges.get_judge), with a clear message if absent."""
-    try:
-        from ..judges import get_judge as factory
-    except ImportError:
-        raise UserError(f"the {kind!r} judge is not available in this build (pipeline.judges.get_judge is missing)") from None
+    """The project's judge factory (pipeline.judges.get_judge)."""
+    from ..judges import get_judge as factory
+
     return factory(kind, persona, settings)
 
 

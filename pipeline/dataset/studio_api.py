@@ -27,26 +27,6 @@ from .workspace import DataPaths
 JOB_KIND = "data"
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment for a data job so that it sees the studio's settings (work dir, cache,
-    persona, endpoints). Keys travel in the child's environment only: never in argv or files."""
-    import os
-
-    env = dict(os.environ)
-    env.update({"TASKMASTER_WORK_DIR": str(settings.work_dir), "TASKMASTER_CACHE_DIR": str(settings.cache_dir),
-                "TASKMASTER_ROOT": str(settings.root), "TASKMASTER_PERSONA": settings.persona,
-                "TASKMASTER_BASE_MODEL": settings.base_model,
-                "TASKMASTER_GENERATOR_MODEL": settings.generator.model, "TASKMASTER_JUDGE_MODEL": settings.judge.model})
-    for var, val in (("OPENAI_BASE_URL", settings.generator.base_url), ("OPENAI_API_KEY", settings.generator.api_key),
-                     ("TASKMASTER_JUDGE_BASE_URL", settings.judge.base_url),
-                     ("TASKMASTER_JUDGE_API_KEY", settings.judge.api_key)):
-        if val:
-            env[var] = val
-        else:
-            env.pop(var, None)
-    return env
-
-
 def _opt(argv: list[str], flag: str, value) -> None:
     if value not in (None, "", 0) and value is not False:
         argv += [flag, str(value)]
@@ -118,15 +98,13 @@ def start_job(jobs: JobManager, settings: Settings, action: str, params: dict):
     if action == "filter" and params.get("judge") == "llm" and not settings.judge.configured:
         raise UserError("the LLM judge needs an endpoint (OPENAI_API_KEY or TASKMASTER_JUDGE_API_KEY); "
                         "choose the rubric judge to filter offline")
-    return jobs.start(JOB_KIND, argv, label=f"data {action}", env=settings_env(settings))
+    return jobs.start(JOB_KIND, argv, label=f"data {action}", env=settings.job_env())
 
 
 def job_status(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:
     """(markdown status line, log tail) of the given or latest data job."""
-    job = jobs.get(job_id) if job_id else jobs.latest(JOB_KIND)
-    if job is None:
-        return "No data job has run yet.", ""
-    return (f"**{job.label or job.kind}**: {job.state} · `{job.command}`", job.log_tail(25))
+    v = jobs.view(JOB_KIND, job_id, none="No data job has run yet.")
+    return v.status, v.log
 
 
 def stop_job(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:
@@ -159,25 +137,18 @@ def run_quick(settings: Settings, action: str, params: dict) -> str:
 
 
 # ---- charts -----------------------------------------------------------------------------
-def overview_frames(settings: Settings, target_per_scenario: int | None = None):
-    """(summary markdown, coverage df, score df, rejection-reason df) for the Data tab."""
-    import pandas as pd
-
+def overview(settings: Settings, target_per_scenario: int | None = None) -> tuple[str, list[dict], list[dict], list[dict]]:
+    """(summary markdown, coverage rows, score rows, rejection-reason rows) for the Data tab's charts."""
     o = stages.overview(settings, target_per_scenario=target_per_scenario)
     # Stacked bars: "at target" up to the target, then "short" (missing) or "above target" (extra),
     # so every bar is max(count, target) high and the gap is visible at a glance.
-    cov = pd.DataFrame([{"scenario": r["scenario"], "kind": k, "examples": n}
-                        for r in o["coverage"]
-                        for k, n in (("at target", min(r["count"], r["target"])),
-                                     ("short", max(0, r["target"] - r["count"])),
-                                     ("above target", max(0, r["count"] - r["target"])))],
-                       columns=["scenario", "kind", "examples"])
-    # Explicit dtypes: an empty frame must still say "examples" is a number, or the chart's
-    # y axis is typed as categories on page load and stays so after the first update.
-    scores = pd.DataFrame({"score": pd.Series([str(s) for s, _ in o["scores"]], dtype=str),
-                           "examples": pd.Series([n for _, n in o["scores"]], dtype="int64")})
-    reasons = pd.DataFrame({"reason": pd.Series([r for r, _ in o["reasons"]], dtype=str),
-                            "examples": pd.Series([n for _, n in o["reasons"]], dtype="int64")})
+    cov = [{"scenario": r["scenario"], "kind": k, "examples": n}
+           for r in o["coverage"]
+           for k, n in (("at target", min(r["count"], r["target"])),
+                        ("short", max(0, r["target"] - r["count"])),
+                        ("above target", max(0, r["count"] - r["target"])))]
+    scores = [{"score": str(s), "examples": n} for s, n in o["scores"]]
+    reasons = [{"reason": r, "examples": n} for r, n in o["reasons"]]
     short = [r for r in o["coverage"] if r["count"] < r["target"]]
     stages_done = ", ".join(k for k, v in o["files"].items() if v) or "none yet (the shipped set is the candidate set)"
     short_txt = ", ".join("{} ({}/{})".format(r["scenario"], r["count"], r["target"]) for r in short[:8])

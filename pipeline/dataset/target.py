@@ -1,9 +1,9 @@
 """`target`: the seed's Phase 4, targeted examples for the weakest traits.
 
-Input: an evaluation's EVALUATION_RESULTS.json (per-trait means under
-`metrics.adapter.trait_means`, failing replies under `failing` / `failures` /
-`failing_replies`, each with its prompt or messages, and per-trait scores when known) or a
-plain plan file `{"weak_traits": ["encouraging"], "failing": [{"prompt": "...", ...}]}`.
+Input: an evaluation's results file (read with `load_results`: per-trait means under
+`metrics.adapter.trait_means`, failing replies under `failing`, each with its prompt or
+messages and per-trait scores) or a plain plan file
+`{"weak_traits": ["encouraging"], "trait_means": {...}, "failing": [{"prompt": "...", ...}]}`.
 
 Weak traits: those whose mean is below the persona's `success_criteria.trait_min` (1.5),
 weakest first; `--traits` overrides. For each, `examples_per_trait` slots are spread over the
@@ -51,8 +51,15 @@ def load_plan(path: Path, persona: Persona, traits: list[str] | None = None) -> 
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    means = ((raw.get("metrics") or {}).get("adapter") or {}).get("trait_means") or raw.get("trait_means") or {}
-    failing = raw.get("failing") or raw.get("failures") or raw.get("failing_replies") or []
+    if isinstance(raw, dict) and "schema_version" in raw:  # the evaluation's results: the typed reader
+        from ..evaluation.results import load_results
+
+        res = load_results(path)
+        raw = {"trait_means": res.adapter_metrics.get("trait_means") or {}, "failing": res.failing}
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected evaluation results or a plan object {{\"weak_traits\": [...]}}")
+    means = raw.get("trait_means") or {}
+    failing = raw.get("failing") or []
     if traits:
         weak = list(traits)
     elif raw.get("weak_traits"):

@@ -5,7 +5,6 @@ persona system prompt is added later, by pipeline.prompting.with_persona_system)
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,10 +28,6 @@ class EvalPrompt:
 
     def to_dict(self) -> dict:
         return {"id": self.id, "category": self.category, "tags": list(self.tags), "messages": self.messages}
-
-
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _rows(path: Path) -> list[dict]:

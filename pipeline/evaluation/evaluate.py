@@ -1,6 +1,6 @@
 """run_eval: the seed's Phase 3 on a training run folder.
 
-    python -m pipeline eval --run runs/<id> [--judge rubric|llm] [--eval-set FILE] [--limit N]
+    python -m pipeline evaluate --run runs/<id> [--judge rubric|llm] [--eval-set FILE] [--limit N]
 
 Reads runs/<id>/config.yaml (base_model, persona), train_summary.json (final_loss,
 adapter_size_bytes) and adapter/. Base and adapter answer every eval prompt (one ChatEngine:
@@ -20,21 +20,19 @@ system prompt) are reused, so judging again with another judge does not regenera
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ..errors import UserError
 from ..inference import ChatEngine, SamplingConfig, default_sampling, load_engine
-from ..jsonl import read_jsonl, write_json, write_jsonl, atomic_write_text
+from ..jsonl import atomic_write_text, file_sha256, read_jsonl, write_json, write_jsonl
 from ..judges import JUDGE_KINDS, get_judge, get_pairwise, judge_agreement
 from ..judges.base import JudgeItem
 from ..judges.pairwise import PairItem
+from ..runs import RunFolder
 from ..spec import load_persona
-from .evalset import file_sha256, load_eval_set
+from .evalset import load_eval_set
 from .gates import check_quality_gates, decision
 from .metrics import ab_summary, compute_metrics, worst_replies
 from .plan import build_plan, failing_rows
@@ -65,19 +63,18 @@ class EvalConfig:
     def problems(self, settings) -> list[str]:
         """Every problem at once, each naming what to change."""
         p = []
-        run = Path(self.run_dir)
+        run = RunFolder(self.run_dir)
         if self.judge not in JUDGE_KINDS:
             p.append(f"--judge: {self.judge!r}; choose one of {', '.join(JUDGE_KINDS)}")
         if self.judge == "llm" and not settings.judge.configured:
             p.append("--judge llm: no judge endpoint configured; set OPENAI_API_KEY (and OPENAI_BASE_URL for a local "
                      "server) or TASKMASTER_JUDGE_BASE_URL, or use --judge rubric")
-        if not run.is_dir():
-            p.append(f"--run: {run} is not a folder; pass a training run folder (runs/<id>)")
+        if not run.path.is_dir():
+            p.append(f"--run: {run.path} is not a folder; pass a training run folder (runs/<id>)")
         else:
-            cfg = run / "config.yaml"
-            if not cfg.is_file() and (self.base is None or self.persona is None):
-                p.append(f"--run: {cfg} not found; pass a finished training run, or give --base and --persona")
-            p += [x.replace("adapter:", "--run:") for x in adapter_problems(run / "adapter")]
+            if not run.config_path.is_file() and (self.base is None or self.persona is None):
+                p.append(f"--run: {run.config_path} not found; pass a finished training run, or give --base and --persona")
+            p += [x.replace("adapter:", "--run:") for x in adapter_problems(run.adapter_dir)]
         if self.eval_set is not None and not Path(self.eval_set).is_file():
             p.append(f"--eval-set: {self.eval_set} not found")
         s = self.sampling or SamplingConfig(**{k: v for k, v in self.sampling_overrides.items() if v is not None})
@@ -94,22 +91,24 @@ class EvalConfig:
         return p
 
 
-def read_run(run_dir: Path) -> tuple[dict, dict, list[str]]:
+def run_inputs(run: RunFolder) -> tuple[dict, dict, list[str]]:
     """(config.yaml, train_summary.json, what is missing) — tolerant: a missing file or key is
     reported, and the gate that needs it fails with that reason."""
     missing, cfg, summ = [], {}, {}
-    try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
+    if not run.config_path.is_file():
         missing.append("config.yaml")
-    except yaml.YAMLError as exc:
-        missing.append(f"config.yaml (not valid YAML: {exc})")
-    try:
-        summ = json.loads((run_dir / "train_summary.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    else:
+        try:
+            cfg = run.config()
+        except UserError as exc:
+            missing.append(f"config.yaml ({exc})")
+    if not run.summary_path.is_file():
         missing.append("train_summary.json (final_train_loss gate cannot be computed)")
-    except json.JSONDecodeError:
-        missing.append("train_summary.json (not valid JSON)")
+    else:
+        try:
+            summ = run.summary()
+        except UserError:
+            missing.append("train_summary.json (not valid JSON)")
     for k in ("base_model", "persona"):
         if cfg and k not in cfg:
             missing.append(f"config.yaml: {k}")
@@ -137,8 +136,9 @@ def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, jud
         raise UserError("eval settings:\n  " + "\n  ".join(problems))
     t_start = time.perf_counter()
     timing: dict[str, float] = {}
-    run = Path(cfg.run_dir)
-    run_cfg, train, missing = read_run(run)
+    folder = RunFolder(cfg.run_dir)
+    run = folder.path
+    run_cfg, train, missing = run_inputs(folder)
     persona_dir = Path(cfg.persona or run_cfg.get("persona") or settings.persona_dir())
     persona = load_persona(persona_dir)
     spec = persona.spec
@@ -149,12 +149,12 @@ def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, jud
     prompts = load_eval_set(eval_path)
     if cfg.limit:
         prompts = prompts[:cfg.limit]
-    adapter_dir = run / "adapter"
+    adapter_dir = folder.adapter_dir
     adapter_sha = dir_sha256(adapter_dir)
     size = train.get("adapter_size_bytes")
     if size is None:
         size = sum(p.stat().st_size for p in adapter_dir.iterdir() if p.is_file() and p.suffix in (".safetensors", ".bin")) or None
-    out_dir = Path(cfg.out_dir or run / EVAL_DIR)
+    out_dir = Path(cfg.out_dir or folder.eval_dir)
     system_prompt = run_cfg.get("system_prompt") or spec.system_prompt
     judge = judge or get_judge(cfg.judge, persona, settings)
     pairwise = pairwise or get_pairwise(cfg.judge, persona, settings, judge=judge if cfg.judge in ("rubric", "reader") else None)

@@ -92,9 +92,14 @@ def decision(passed: bool) -> str:
     return APPROVED if passed else ITERATE
 
 
-def render_gates(gates: list[Gate], passed: bool) -> str:
+def render_gates(gates: list, passed: bool) -> str:
+    """The seed's QUALITY GATE STATUS table: the one console rendering of the gates (`pipeline
+    eval`, `pipeline run`). Takes `Gate`s or the results file's `GateRecord`s (same fields)."""
     lines = ["=" * 60, "QUALITY GATE STATUS", "=" * 60]
+    w = max((len(x.name) for x in gates), default=0)
     for x in gates:
-        lines.append(f" {x.name}: {'✓ PASS' if x.passed else '✗ FAIL'}  {x.detail}")
+        lines.append(f"  {x.name.ljust(w)}  {'✓ PASS' if x.passed else '✗ FAIL'}  {x.detail}")
+    if not gates:
+        lines.append("  (no gates recorded)")
     lines.append(f"\nFinal Status: {decision(passed)}")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..runs import RunFolder
 from .results import EvaluationResults
 
 # The loss curve counts as still falling when its last quarter's mean is this much below the
@@ -89,7 +90,7 @@ def propose(results: EvaluationResults, run_dir: str | Path, *, losses: list[flo
             f"--out {shlex.quote(str(run))}-e{more:g}"]))
     if weak:
         n_fail = sum(1 for f in plan.get("failing") or [])
-        results_path = run / "eval" / "EVALUATION_RESULTS.json"
+        results_path = RunFolder(run).results_path
         candidates.append(NextStep(
             "targeted_data",
             f"{len(weak)} trait(s) below the spec's minimum; {n_fail} failing replies show where. Add curated "
@@ -120,7 +121,7 @@ def propose(results: EvaluationResults, run_dir: str | Path, *, losses: list[flo
     if not candidates:
         return NextStep("targeted_data", "Some gate failed without a trait or loss signal; read the failing replies "
                         "in the Evaluate tab and add curated examples for them.", weak,
-                        [f"python -m pipeline data target {shlex.quote(str(run / 'eval' / 'EVALUATION_RESULTS.json'))}"])
+                        [f"python -m pipeline data target {shlex.quote(str(RunFolder(run).results_path))}"])
     # Order: an under-trained adapter first (cheapest, and data/preferences on top of it would be wasted),
     # then missing behaviour (data), then polishing what is there (preferences).
     best, rest = candidates[0], candidates[1:]
@@ -129,13 +130,13 @@ def propose(results: EvaluationResults, run_dir: str | Path, *, losses: list[flo
 
 
 def propose_for_run(run_dir: str | Path, settings=None) -> NextStep:
-    """The proposal for runs/<id> from its eval/EVALUATION_RESULTS.json, loss curve and the Arena's votes."""
-    from ..train.runner import read_metrics
+    """The proposal for runs/<id> from its evaluation results, loss curve and the Arena's votes."""
     from .results import load_results
 
-    run = Path(run_dir)
-    results = load_results(run / "eval" / "EVALUATION_RESULTS.json")
-    losses = [m["loss"] for m in read_metrics(run) if m.get("loss") is not None]
+    folder = RunFolder(run_dir)
+    run = folder.path
+    results = load_results(folder.results_path)
+    losses = [m["loss"] for m in folder.metrics() if m.get("loss") is not None]
     votes = 0
     if settings is not None:
         from ..arena.votes import VoteStore, votes_path

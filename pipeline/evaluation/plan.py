@@ -8,7 +8,7 @@ adapter's replies with a violation or a score below the overall bar. `scenarios`
 one-line scenario descriptions per weak trait (from the failing prompts' categories), and
 `prompts` the generation prompts (the seed's ENCOURAGING_PROMPT pattern: the trait's top
 anchor to earn, its bottom anchor to avoid). The data pipeline's `data target` stage reads
-this dict (or EVALUATION_RESULTS.json, whose `plan` and `failing` keys hold it).
+this dict (or the evaluation results, whose `plan` and `failing` keys hold it).
 """
 
 from __future__ import annotations

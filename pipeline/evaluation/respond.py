@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..inference import ChatEngine, SamplingConfig, default_sampling, load_engine
-from ..jsonl import write_jsonl
+from ..jsonl import read_jsonl, write_jsonl
 from ..prompting import with_persona_system
 from .evalset import EvalPrompt, load_eval_set
 
@@ -107,6 +107,19 @@ def generate_replies(engine: ChatEngine, prompts: list[EvalPrompt], adapter: str
                          "key": reply_key(p, base, adapter_sha, sampling, system_prompt)})
         if echo:
             echo(f"  {adapter or 'base'}: {len(rows)}/{len(convs)} replies ({time.perf_counter() - t0:.0f}s)")
+    return rows
+
+
+def read_replies(path: str | Path) -> list[dict]:
+    """A replies file as `generate_replies` (and the evaluation, which adds verdicts) wrote it:
+    one row per prompt with `id`, the prompt `messages` and the `reply`. The one reader of the
+    format, beside its writer; a row without them is refused naming the file and line."""
+    rows = read_jsonl(path)
+    for i, r in enumerate(rows, 1):
+        if not (isinstance(r, dict) and r.get("id") and isinstance(r.get("messages"), list)
+                and isinstance(r.get("reply"), str)):
+            raise UserError(f"{path}: line {i} is not a reply row (id, messages, reply); regenerate the replies "
+                            "(`python -m pipeline respond ...` or re-run the evaluation)")
     return rows
 
 

@@ -107,13 +107,35 @@ class EvaluationResults(BaseModel):
     failing: list[dict] = []
     plan: dict[str, Any] = {}
 
+    @property
+    def approved(self) -> bool:
+        return self.decision == "APPROVED FOR DEPLOYMENT"
+
+    @property
+    def adapter_metrics(self) -> dict[str, Any]:
+        return self.metrics.get("adapter") or {}
+
+    @property
+    def base_metrics(self) -> dict[str, Any]:
+        return self.metrics.get("base") or {}
+
+    def gate_table(self) -> str:
+        """The console gate table (pipeline.evaluation.gates.render_gates, the one renderer)."""
+        from .gates import render_gates
+
+        return render_gates(self.gates, self.approved)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object as written (what the dict-based renderers take)."""
+        return self.model_dump(mode="json")
+
 
 def load_results(path: str | Path) -> EvaluationResults:
     path = Path(path)
     if path.is_dir():
         path = path / RESULTS_FILE
     if not path.is_file():
-        raise UserError(f"evaluation results not found: {path}; run `python -m pipeline eval --run runs/<id>` first")
+        raise UserError(f"evaluation results not found: {path}; run `python -m pipeline evaluate --run runs/<id>` first")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:

@@ -1,34 +1,29 @@
 """What the studio's Evaluate tab calls (one call per callback; no Gradio here).
 
-The evaluation itself always runs as a background job (`python -m pipeline eval ...` via
+The evaluation itself always runs as a background job (`python -m pipeline evaluate ...` via
 JobManager): generation on CPU takes minutes and must survive a page refresh. The tab reads
-the results back from runs/<id>/eval/EVALUATION_RESULTS.json.
+the results back through the run folder (`RunFolder.results()`, the typed results model).
 """
 
 from __future__ import annotations
 
 import shlex
-from pathlib import Path
-
 import pandas as pd
+from pathlib import Path
 
 from ..errors import UserError
 from ..judges import describe_agreement
 from ..jobs import JobManager
 from ..settings import Settings
-from ..jsonl import read_jsonl
+from ..runs import RunFolder, list_runs
 from .results import RESULTS_FILE, load_results
 
-JOB_KIND = "eval"
+JOB_KIND = "evaluate"
 
 
-def list_runs(settings: Settings) -> list[str]:
+def evaluable_runs(settings: Settings) -> list[str]:
     """Run folders that hold an adapter, newest first."""
-    root = settings.runs_dir
-    if not root.is_dir():
-        return []
-    runs = [p for p in root.iterdir() if (p / "adapter" / "adapter_config.json").is_file()]
-    return [str(p) for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+    return [str(r.path) for r in list_runs(settings, where=RunFolder.has_adapter)]
 
 
 def default_decoding(settings: Settings):
@@ -44,7 +39,7 @@ def default_decoding(settings: Settings):
 def default_run(jobs: JobManager, settings: Settings) -> str | None:
     """The run the tab opens on: the latest evaluation job's run (running or not), so the status,
     the log and the results below all describe the same run after a reload; else the newest run."""
-    runs = list_runs(settings)
+    runs = evaluable_runs(settings)
     job = jobs.latest(JOB_KIND)
     if job is not None and job.run_dir:
         for r in runs:
@@ -57,7 +52,7 @@ def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | Non
               temperature: float | None = None, top_p: float | None = None) -> list[str]:
     if not run:
         raise UserError("choose a run folder first (runs/<id> with an adapter/); train one in the Train tab")
-    argv = ["eval", "--run", str(run), "--judge", judge]
+    argv = ["evaluate", "--run", str(run), "--judge", judge]
     if limit:
         argv += ["--limit", str(int(limit))]
     if max_new_tokens:
@@ -79,7 +74,7 @@ def start_eval(jobs: JobManager, settings: Settings, run: str, judge: str, limit
     if judge == "llm" and not settings.judge.configured:
         raise UserError("the LLM judge needs an endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for a local server), "
                         "or choose the reader or rubric judge (offline)")
-    if not Path(run, "adapter", "adapter_config.json").is_file():
+    if not RunFolder(run).has_adapter():
         raise UserError(f"{run} has no adapter/adapter_config.json; choose a finished training run")
     job = jobs.start(JOB_KIND, argv, run_dir=str(run), label=f"eval {Path(run).name} ({judge})")
     status, log = job_status(jobs, job.id)
@@ -87,10 +82,8 @@ def start_eval(jobs: JobManager, settings: Settings, run: str, judge: str, limit
 
 
 def job_status(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:
-    job = jobs.get(job_id) if job_id else jobs.latest(JOB_KIND)
-    if job is None:
-        return "No evaluation has run yet.", ""
-    return f"**{job.label or job.kind}**: {job.state} · `{job.command}`", job.log_tail(25)
+    v = jobs.view(JOB_KIND, job_id, none="No evaluation has run yet.")
+    return v.status, v.log
 
 
 def stop_eval(jobs: JobManager) -> tuple[str, str]:
@@ -102,7 +95,7 @@ def stop_eval(jobs: JobManager) -> tuple[str, str]:
 
 
 def results_path(run: str) -> Path:
-    return Path(run) / "eval" / RESULTS_FILE
+    return RunFolder(run).results_path
 
 
 def readable(value, digits: int = 3) -> str:
@@ -123,7 +116,9 @@ def readable(value, digits: int = 3) -> str:
 
 def _base_replies(eval_dir: Path) -> dict[str, str]:
     path = eval_dir / "responses_base.jsonl"
-    return {r["id"]: r.get("reply") or "" for r in read_jsonl(path)} if path.is_file() else {}
+    from .respond import read_replies  # the replies file's one reader
+
+    return {r["id"]: r["reply"] for r in read_replies(path)} if path.is_file() else {}
 
 
 def _describe_sampling(s: dict | None) -> str:

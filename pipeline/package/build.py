@@ -32,7 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from .. import models
 from ..errors import UserError
 from ..jsonl import atomic_write_text, iter_jsonl, write_json, write_jsonl
+from ..evaluation.results import RESULTS_FILE
 from ..prompting import with_persona_system
+from ..runs import RunFolder, list_runs, resolve_run
 from ..settings import Settings
 from ..spec import load_persona, render_markdown
 from .manifest import file_sha256, write_manifest
@@ -41,7 +43,7 @@ from .portable import portable
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
-EVAL_FILE = "EVALUATION_RESULTS.json"
+EVAL_FILE = RESULTS_FILE
 SAMPLES = "examples/sample_interactions.jsonl"
 TRAINING_CONFIG = "training_config.yaml"
 DATA_CARD = "DATA_CARD.md"
@@ -51,7 +53,6 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jin
                    "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json")
 # What the run's adapter/ folder may hold besides the tokenizer (never copied: trainer state).
 _SKIP_FROM_ADAPTER = {"training_args.bin", "optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json"}
-REPLY_KEYS = ("response", "reply", "output", "completion", "text", "adapter")
 
 
 class PackageConfig(BaseModel):
@@ -78,131 +79,67 @@ class PackageResult:
 
 
 def resolve_run_dir(run: str | Path | None, settings: Settings) -> Path:
-    if not str(run or "").strip():
-        raise UserError("pick a run first (a finished, evaluated run under runs/)")
-    p = Path(run).expanduser()
-    if p.is_dir():
-        return p
-    q = settings.runs_dir / str(run)
-    if q.is_dir():
-        return q
-    raise UserError(f"run {str(run)!r} not found: pass a run folder or a run id under {settings.runs_dir} "
-                    f"(`python -m pipeline train list` shows them)")
+    return resolve_run(run, settings).path
 
 
-def _read_json(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); rerun the stage that wrote it") from None
-    return data if isinstance(data, dict) else None
-
-
-def read_run(run_dir: Path) -> dict:
+def packaging_inputs(folder: RunFolder) -> dict:
     """config.yaml, status, summary and evaluation of a run; raise naming what is missing."""
-    cfg_path = run_dir / "config.yaml"
-    if not cfg_path.is_file():
-        raise UserError(f"{run_dir} is not a training run (no config.yaml): pick a folder under runs/")
-    config = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-    status = _read_json(run_dir / "status.json") or {}
+    if not folder.config_path.is_file():
+        raise UserError(f"{folder.path} is not a training run (no config.yaml): pick a folder under runs/")
+    config = folder.config()
+    status = folder.raw_status()
     if status.get("state") != "finished":
-        raise UserError(f"run {run_dir.name} is {status.get('state', 'without status.json')!s}, not finished: "
+        raise UserError(f"run {folder.id} is {status.get('state', 'without a training status')!s}, not finished: "
                         "package a finished run (or resume this one to the end first)")
-    adapter = run_dir / "adapter"
     for name in (ADAPTER_CONFIG, ADAPTER_WEIGHTS):
-        if not (adapter / name).is_file():
-            raise UserError(f"{adapter / name} is missing: the run did not save its adapter; retrain it")
-    evaluation = _read_json(run_dir / "eval" / EVAL_FILE)
+        if not (folder.adapter_dir / name).is_file():
+            raise UserError(f"{folder.adapter_dir / name} is missing: the run did not save its adapter; retrain it")
+    evaluation = folder.results()
     if evaluation is None:
-        raise UserError(f"run {run_dir.name} has no evaluation ({run_dir / 'eval' / EVAL_FILE}): evaluate it first "
-                        "(Evaluate tab, or `python -m pipeline evaluate`), then package")
+        raise UserError(f"run {folder.id} has no evaluation ({folder.results_path}): evaluate it first "
+                        "(Evaluate tab, or `python -m pipeline evaluate --run RUN`), then package")
     if not config.get("base_model"):
-        raise UserError(f"{cfg_path}: base_model is missing; the package needs to know its base model")
-    return {"dir": run_dir, "config": config, "status": status, "evaluation": evaluation,
-            "summary": _read_json(run_dir / "train_summary.json") or {}, "adapter": adapter}
+        raise UserError(f"{folder.config_path}: base_model is missing; the package needs to know its base model")
+    return {"dir": folder.path, "config": config, "status": status, "evaluation": evaluation.to_dict(),
+            "summary": folder.summary(), "adapter": folder.adapter_dir}
 
 
 def adapter_dir_sha256(folder: Path) -> str:
     """The evaluation stage's adapter hash (pipeline.evaluation.respond.dir_sha256): sha256 over
     the names and bytes of the weight files and adapter_config.json, sorted. The package rewrites
     adapter_config.json (base model id), so the run folder's hash is recorded at build time."""
-    try:
-        from ..evaluation.respond import dir_sha256
+    from ..evaluation.respond import dir_sha256
 
-        return dir_sha256(folder)
-    except ImportError:  # the evaluation stage is optional for packaging
-        import hashlib
-
-        h = hashlib.sha256()
-        for p in sorted(Path(folder).iterdir()):
-            if p.is_file() and (p.suffix in (".safetensors", ".bin") or p.name == "adapter_config.json"):
-                h.update(p.name.encode())
-                h.update(p.read_bytes())
-        return h.hexdigest()
+    return dir_sha256(folder)
 
 
 # ---- sample interactions ---------------------------------------------------------------------
 
-def _prompt_messages(row: dict) -> list[dict] | None:
-    msgs = row.get("messages") or row.get("prompt_messages")
-    if isinstance(msgs, list) and msgs:
-        msgs = [dict(m) for m in msgs if isinstance(m, dict)]
-        if msgs and msgs[-1].get("role") == "assistant":
-            msgs = msgs[:-1]
-        return msgs or None
-    for key in ("prompt", "user", "input", "question"):
-        if isinstance(row.get(key), str) and row[key].strip():
-            return [{"role": "user", "content": row[key]}]
-    return None
-
-
 def samples_from_eval(run_dir: Path, n: int) -> list[dict]:
-    """Rows of eval/responses_adapter.jsonl (the evaluation's real adapter replies), normalised."""
-    path = run_dir / "eval" / "responses_adapter.jsonl"
+    """The evaluation's real adapter replies (eval/responses_adapter.jsonl, read by its own reader)."""
+    from ..evaluation.respond import read_replies
+
+    path = RunFolder(run_dir).eval_dir / "responses_adapter.jsonl"
     if not path.is_file():
         return []
     out = []
-    for row in iter_jsonl(path):
-        msgs = _prompt_messages(row)
-        reply = next((row[k] for k in REPLY_KEYS if isinstance(row.get(k), str) and row[k].strip()), None)
-        if msgs is None or reply is None:
-            continue
+    for row in read_replies(path)[:n]:
         # The persona system prompt is framing, added at serve time: keep only the conversation.
-        msgs = [m for m in msgs if not (m.get("role") == "system" and not m.get("content", "").startswith("Task API context"))]
-        out.append({"id": row.get("id"), "messages": msgs + [{"role": "assistant", "content": reply.strip()}],
+        msgs = [dict(m) for m in row["messages"] if not (m.get("role") == "system"
+                                                         and not m.get("content", "").startswith("Task API context"))]
+        out.append({"id": row["id"], "messages": msgs + [{"role": "assistant", "content": row["reply"].strip()}],
                     "source": "eval/responses_adapter.jsonl"})
-        if len(out) >= n:
-            break
     return out
 
 
 def eval_prompts(persona_dir: Path, evaluation: dict, n: int) -> list[tuple[str, list[dict]]]:
-    """(id, prompt messages) from the eval set the evaluation used, else the persona's eval.yaml,
-    else the persona spec's own example prompts."""
-    candidates = []
-    es_path = (evaluation.get("eval_set") or {}).get("path")
-    if es_path:
-        candidates.append(Path(es_path))
-    candidates += [persona_dir / "eval.yaml", persona_dir / "eval.jsonl"]
-    for path in candidates:
-        if not path.is_file():
-            continue
-        if path.suffix in (".yaml", ".yml"):
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            rows = raw.get("prompts", []) if isinstance(raw, dict) else raw
-        else:
-            rows = list(iter_jsonl(path))
-        out = []
-        for i, row in enumerate(rows or []):
-            msgs = _prompt_messages(row) if isinstance(row, dict) else None
-            if msgs:
-                out.append((str(row.get("id", f"eval-{i}")), msgs))
-            if len(out) >= n:
-                return out
-        if out:
-            return out
+    """(id, prompt messages) from the eval set the evaluation used, else the persona's eval.yaml
+    (read by the eval-set reader), else nothing (the caller falls back to the spec's examples)."""
+    from ..evaluation.evalset import load_eval_set
+
+    for path in (Path(p) for p in ((evaluation.get("eval_set") or {}).get("path"), persona_dir / "eval.yaml") if p):
+        if path.is_file():
+            return [(p.id, [dict(m) for m in p.messages]) for p in load_eval_set(path)[:n]]
     return []
 
 
@@ -259,8 +196,9 @@ def render_data_card(run: dict, display_name: str) -> str:
 def build_package(cfg: PackageConfig, settings: Settings, *, engine_factory=None) -> PackageResult:
     """Build the package (see the module docstring). `engine_factory(base) -> ChatEngine` lends an
     already-loaded model when sample replies must be generated (the studio passes `ctx.engine`)."""
-    run_dir = resolve_run_dir(cfg.run, settings)
-    run = read_run(run_dir)
+    folder = resolve_run(cfg.run, settings)
+    run_dir = folder.path
+    run = packaging_inputs(folder)
     config = run["config"]
     persona = load_persona(config.get("persona") or settings.persona_dir())
     spec = persona.spec
@@ -360,25 +298,15 @@ def refresh_card(folder: Path, **changes) -> CardFacts:
 def publishable_runs(settings: Settings) -> list[tuple[str, str]]:
     """(label, run folder) of every finished run, newest first; the label says whether it was
     evaluated and what the evaluation decided, so the user picks the right one."""
-    runs_dir = settings.runs_dir
-    if not runs_dir.is_dir():
-        return []
     out = []
-    for d in sorted((p for p in runs_dir.iterdir() if (p / "config.yaml").is_file()),
-                    key=lambda p: p.stat().st_mtime, reverse=True):
+    for run in list_runs(settings, where=lambda r: r.config_path.is_file() and r.is_finished()):
         try:
-            state = (json.loads((d / "status.json").read_text(encoding="utf-8")) or {}).get("state")
-        except (OSError, json.JSONDecodeError):
-            continue
-        if state != "finished":
-            continue
-        try:
-            ev = json.loads((d / "eval" / EVAL_FILE).read_text(encoding="utf-8"))
-            decision = ev.get("decision", "evaluated")
-        except (OSError, json.JSONDecodeError):
-            decision = "not evaluated yet"
-        packaged = " · packaged" if (d / "package" / "MANIFEST.json").is_file() else ""
-        out.append((f"{d.name} · {decision}{packaged}", str(d)))
+            res = run.results()
+            decision = res.decision if res else "not evaluated yet"
+        except UserError:
+            decision = "evaluation unreadable: re-run it"
+        packaged = " · packaged" if (run.package_dir / "MANIFEST.json").is_file() else ""
+        out.append((f"{run.id} · {decision}{packaged}", str(run.path)))
     return out
 
 

@@ -9,23 +9,14 @@ validation override) without re-reading the run.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
 
-from ..jsonl import write_json
+from ..jsonl import file_sha256, write_json
 
 MANIFEST = "MANIFEST.json"
 SCHEMA_VERSION = 1
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):  # 1 MiB blocks: flat memory for big adapters
-            h.update(block)
-    return h.hexdigest()
 
 
 def package_files(folder: str | Path) -> list[str]:

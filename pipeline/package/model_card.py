@@ -4,7 +4,7 @@ The front matter is the metadata the Hub reads (`base_model`, `library_name: pef
 `tags`, `datasets`, `pipeline_tag`, `model-index` with the evaluation figures); the body
 follows the seed's DEPLOYMENT_DOC (overview, model details, quality metrics, usage, known
 limitations) plus the gate decisions and how the figures were measured. Every number comes
-from the run (train_summary.json, EVALUATION_RESULTS.json, the adapter file on disk), never
+from the run (its training summary, its evaluation results, the adapter file on disk), never
 from a template, and the facts are kept in MANIFEST.json so the push stage can re-render the
 card with the repo id, the dataset link or a validation override.
 """
@@ -40,7 +40,7 @@ class CardFacts(BaseModel):
     run_adapter_sha256: str = ""  # the evaluation's hash of the run's adapter folder (weights + config)
     max_adapter_mb: float = 50.0
     train: dict[str, Any] = Field(default_factory=dict)  # n_examples, final_loss, first_loss, runtime_s, data_sha256
-    evaluation: dict[str, Any] = Field(default_factory=dict)  # EVALUATION_RESULTS.json as read
+    evaluation: dict[str, Any] = Field(default_factory=dict)  # the evaluation results (EvaluationResults.to_dict())
     n_sample_interactions: int = 0
     sample_source: str = ""
     example_prompt: str = "Create a task called review budget"

@@ -5,7 +5,7 @@ Checks, in order (all run; nothing stops at the first problem):
   1. required files present (the seed's structure + training config, data card, manifest);
   2. MANIFEST.json: every file's SHA-256 matches, nothing added or removed since packaging;
   3. adapter size within the persona's `deployment.max_adapter_mb` (1 MB = 10^6 bytes);
-  4. EVALUATION_RESULTS.json: decision and gates read as the evaluation wrote them (a failing
+  4. the evaluation results (load_results): decision and gates as the evaluation wrote them (a failing
      gate is an error: iterate, or push with an explicit override);
   5. README.md front matter: what the Hub needs (`base_model`, `library_name: peft`, `model-index`);
   6. examples/sample_interactions.jsonl: real replies, one conversation per line;
@@ -24,6 +24,8 @@ from pathlib import Path
 import yaml
 
 from .. import models
+from ..errors import UserError
+from ..evaluation.results import load_results
 from ..settings import Settings
 from .build import ADAPTER_CONFIG, ADAPTER_WEIGHTS, DATA_CARD, EVAL_FILE, SAMPLES, TRAINING_CONFIG
 from .manifest import MANIFEST, read_manifest, verify_manifest
@@ -111,27 +113,22 @@ def _check_evaluation(folder: Path, rep: ValidationReport, card: dict) -> None:
     if not path.is_file():
         return
     try:
-        ev = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        rep.add("error", EVAL_FILE, f"not valid JSON ({exc.msg})", "rebuild the package from an evaluated run")
+        res = load_results(path)
+    except (UserError, ValueError) as exc:  # not JSON, another schema version, or not the schema
+        rep.add("error", EVAL_FILE, f"not readable as evaluation results ({str(exc).splitlines()[0][:200]})",
+                "rebuild the package from an evaluated run")
         return
-    for key in ("schema_version", "decision", "gates", "metrics", "judge", "eval_set", "adapter"):
-        if key not in ev:
-            rep.add("warning", EVAL_FILE, f"key `{key}` is missing", "re-run the evaluation with the current studio")
-    rep.decision = ev.get("decision")
-    gates = ev.get("gates") if isinstance(ev.get("gates"), list) else []
-    failed = [g for g in gates if isinstance(g, dict) and not g.get("passed")]
+    rep.decision = res.decision
+    failed = [g for g in res.gates if not g.passed]
     for g in failed:
         rep.add("error", EVAL_FILE,
-                f"quality gate `{g.get('name', '?')}` failed (value {g.get('value')}, threshold {g.get('threshold')})"
-                + (f": {g['detail']}" if g.get("detail") else ""),
+                f"quality gate `{g.name}` failed (value {g.value}, threshold {g.threshold})"
+                + (f": {g.detail}" if g.detail else ""),
                 "iterate (targeted data, retrain, re-evaluate), or push with an explicit validation override")
-    if rep.decision is not None and rep.decision != APPROVED and not failed:
+    if rep.decision != APPROVED and not failed:
         rep.add("error", EVAL_FILE, f"decision is {rep.decision!r}, not {APPROVED!r}",
                 "iterate until the evaluation approves the adapter, or push with an explicit override")
-    if rep.decision is None:
-        rep.add("error", EVAL_FILE, "no `decision` recorded", "re-run the evaluation, then rebuild the package")
-    ad = ev.get("adapter") or {}
+    ad = {"sha256": res.adapter.sha256}
     if ad.get("sha256") and (folder / ADAPTER_WEIGHTS).is_file():
         from .manifest import file_sha256
 

@@ -536,7 +536,7 @@ def main(argv: list[str] | None = None) -> None:
     hub.add_user(a.user, a.token)
     hub.start()
     print(f"fake Hub on {hub.url}; user {a.user!r}, token {a.token!r}. Use:\n"
-          f"  HF_ENDPOINT={hub.url} HF_HUB_DISABLE_XET=1 HF_TOKEN=<token> python -m pipeline push ...")
+          f"  HF_ENDPOINT={hub.url} HF_HUB_DISABLE_XET=1 HF_TOKEN=<token> python -m pipeline publish ...")
     try:
         while True:
             time.sleep(3600)

@@ -9,20 +9,40 @@ refresh, a second browser or a studio restart sees the same run.
 from __future__ import annotations
 
 import html
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from ..errors import UserError
+from ..jsonl import atomic_write_text
+from ..runs import RunFolder, new_run
 from ..settings import Settings
-from .config import ConfigError, TrainConfig, _deep_merge, preset_overrides, validate_config
+from .config import TrainConfig, _deep_merge, preset_overrides, validate_config
 
 KIND = "train"
-# The form's fields, in order (each maps to a TrainConfig setting).
-FORM_FIELDS = ["preset", "base_model", "persona", "data", "r", "alpha", "dropout", "target_modules", "epochs",
-               "batch_size", "grad_accum", "learning_rate", "max_length", "warmup_steps", "max_steps", "batching",
-               "layers", "method", "from_run", "pairs", "report_to"]
+# The form's fields, in order: the preset, then TrainConfig settings under their own (dotted)
+# names, so the form, the config file a job gets and `--set KEY=VALUE` all say the same thing.
+FORM_FIELDS = ["preset", "base_model", "persona", "data", "lora.r", "lora.alpha", "lora.dropout",
+               "lora.target_modules", "epochs", "batch_size", "grad_accum", "learning_rate", "max_length",
+               "warmup_steps", "max_steps", "batching", "lora.layers", "method", "from_run", "pairs", "report_to"]
+# How a form value becomes a setting (Gradio numbers arrive as float or str).
+_TYPES = {"lora.r": int, "lora.alpha": int, "lora.dropout": float, "epochs": float, "batch_size": int,
+          "grad_accum": int, "learning_rate": float, "max_length": int, "warmup_steps": int, "max_steps": int,
+          "lora.layers": int}
+
+
+def _get(d: dict, dotted: str):
+    for k in dotted.split("."):
+        d = (d or {}).get(k)
+    return d
+
+
+def _set(d: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    for k in parents:
+        d = d.setdefault(k, {})
+    d[last] = value
 
 
 def default_data(settings: Settings, persona: str | None = None) -> str:
@@ -48,16 +68,14 @@ def data_note(data: str | None, settings: Settings, persona: str | None = None) 
 
 
 def form_defaults(preset: str, settings: Settings) -> dict:
+    """The form's values for `preset`, keyed by FORM_FIELDS."""
     cfg = TrainConfig.model_validate(_deep_merge({"base_model": settings.base_model, "persona": settings.persona},
-                                                 preset_overrides(preset)))
-    return {"preset": preset, "base_model": cfg.base_model, "persona": cfg.persona,
-            "data": cfg.data or default_data(settings, cfg.persona),
-            "r": cfg.lora.r, "alpha": cfg.lora.alpha, "dropout": cfg.lora.dropout,
-            "target_modules": list(cfg.lora.target_modules), "epochs": cfg.epochs, "batch_size": cfg.batch_size,
-            "grad_accum": cfg.grad_accum, "learning_rate": cfg.learning_rate, "max_length": cfg.max_length,
-            "warmup_steps": cfg.warmup_steps, "max_steps": cfg.max_steps, "batching": cfg.batching,
-            "layers": cfg.lora.layers, "method": cfg.method, "from_run": cfg.from_run or "",
-            "pairs": ", ".join(cfg.pairs), "report_to": cfg.report_to}
+                                                 preset_overrides(preset))).to_dict()
+    out = {"preset": preset, **{k: _get(cfg, k) for k in FORM_FIELDS[1:]}}
+    out["data"] = out["data"] or default_data(settings, cfg["persona"])
+    out["from_run"] = out["from_run"] or ""
+    out["pairs"] = ", ".join(out["pairs"] or [])
+    return out
 
 
 def _num(v, typ):
@@ -70,58 +88,30 @@ def _num(v, typ):
 
 
 def form_values(form: dict) -> tuple[str, dict]:
-    """(preset, the TrainConfig dict the form describes)."""
+    """(preset, the TrainConfig dict the form describes): the preset, overridden by every field
+    the form fills (a blank text field keeps the preset's value)."""
     preset = form.get("preset") or "seed"
-    values = _deep_merge(preset_overrides(preset), {
-        "base_model": (form.get("base_model") or "").strip() or None,
-        "persona": (form.get("persona") or "").strip() or None,
-        "data": (form.get("data") or "").strip() or None,
-        "lora": {"r": _num(form.get("r"), int), "alpha": _num(form.get("alpha"), int),
-                 "dropout": _num(form.get("dropout"), float), "target_modules": list(form.get("target_modules") or []),
-                 "layers": _num(form.get("layers"), int)},
-        "epochs": _num(form.get("epochs"), float), "batch_size": _num(form.get("batch_size"), int),
-        "grad_accum": _num(form.get("grad_accum"), int), "learning_rate": _num(form.get("learning_rate"), float),
-        "max_length": _num(form.get("max_length"), int), "warmup_steps": _num(form.get("warmup_steps"), int),
-        "max_steps": _num(form.get("max_steps"), int), "batching": form.get("batching") or None,
-        "method": form.get("method") or None, "from_run": (form.get("from_run") or "").strip() or None,
-        "pairs": [x.strip() for x in (form.get("pairs") or "").replace("\n", ",").split(",") if x.strip()] or None,
-        "report_to": form.get("report_to") or None,
-    })
-    values = {k: v for k, v in values.items() if v is not None}
-    values["lora"] = {k: v for k, v in values["lora"].items() if v is not None}
-    return preset, values
-
-
-def command_argv(form: dict, out: str) -> list[str]:
-    """`python -m pipeline train ...` arguments that reproduce the form (preset + what differs from it)."""
-    preset, values = form_values(form)
-    base = _deep_merge(preset_overrides(preset), {})
-    argv = ["train", "--preset", preset]
-    if values.get("persona"):
-        argv += ["--persona", values["persona"]]
-    if values.get("base_model"):
-        argv += ["--base", values["base_model"]]
-    if values.get("data"):
-        argv += ["--data", values["data"]]
-    defaults = TrainConfig.model_validate(base).to_dict()
-    if values.get("method") and values["method"] != defaults["method"]:
-        argv += ["--method", values["method"]]
-    if values.get("from_run"):
-        argv += ["--from-run", values["from_run"]]
-    for f in values.get("pairs") or []:
-        argv += ["--pairs", f]
-    if values.get("report_to") and values["report_to"] != defaults["report_to"]:
-        argv += ["--report-to", values["report_to"]]
-    for k, v in values.items():
-        if k in ("persona", "base_model", "data", "method", "from_run", "pairs", "report_to"):
+    filled: dict = {}
+    for key in FORM_FIELDS[1:]:
+        if key not in form:  # a field the caller did not send keeps the preset's value
             continue
-        if k == "lora":
-            for lk, lv in v.items():
-                if lv != defaults["lora"].get(lk):
-                    argv += ["--set", f"lora.{lk}={json.dumps(lv)}"]
-        elif v != defaults.get(k):
-            argv += ["--set", f"{k}={json.dumps(v)}"]
-    return argv + ["--out", out]
+        v = form.get(key)
+        if isinstance(v, str):
+            v = v.strip() or None
+        if key in _TYPES:
+            v = _num(v, _TYPES[key])
+        elif key == "lora.target_modules":
+            v = list(v or [])
+        elif key == "pairs":  # one text field: files separated by commas or lines
+            v = [x.strip() for x in (v or "").replace("\n", ",").split(",") if x.strip()] or None
+        if v is not None:
+            _set(filled, key, v)
+    return preset, _deep_merge(preset_overrides(preset), filled)
+
+
+def command_argv(config_file: str, out: str) -> list[str]:
+    """`python -m pipeline train ...` arguments of a studio job: the whole config as a file."""
+    return ["train", "--config", config_file, "--out", out]
 
 
 def plan_report(form: dict, settings: Settings) -> str:
@@ -152,21 +142,20 @@ def plan_report(form: dict, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def new_run_dir(settings: Settings, preset: str) -> Path:
-    return settings.runs_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{preset}"
-
-
 def start(jobs, settings: Settings, form: dict):
-    """Validate everything (config, persona, data, model), then start the job. Returns the Job."""
+    """Validate everything (config, persona, data, model), write the config into a new run
+    folder, then start `train --config <run>/train_config.yaml --out <run>`. Returns the Job."""
     from .runner import prepare
 
     preset, values = form_values(form)
     p = prepare(values, settings)  # raises ConfigError listing every problem, before any process starts
-    out = new_run_dir(settings, preset)
-    argv = command_argv(form, str(out))
+    run = new_run(settings, preset)
+    run.path.mkdir(parents=True)
+    atomic_write_text(run.train_config_path, TrainConfig.model_validate(values).to_yaml())
+    argv = command_argv(str(run.train_config_path), str(run.path))
     # On a GPU the job launcher frees the studio's engine and refuses a plan that does not fit.
     gpu_gb = p.plan.memory.total_gb if p.hw.cuda and p.plan is not None else None
-    return jobs.start(KIND, argv, run_dir=str(out), label=f"train {out.name}", gpu_gb=gpu_gb)
+    return jobs.start(KIND, argv, run_dir=str(run.path), label=f"train {run.id}", gpu_gb=gpu_gb)
 
 
 def resume(jobs, run_dir: str | None):
@@ -183,54 +172,37 @@ def resume(jobs, run_dir: str | None):
                       label=f"resume {Path(run_dir).name}")
 
 
-def form_from_argv(argv: list[str], settings: Settings) -> dict:
-    """The form that `command_argv` turned into `argv` (its inverse): preset defaults + what differs."""
-    def opt(flag):
-        return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
-
-    form = form_defaults(opt("--preset") or "seed", settings)
-    form.update({k: v for k, v in {"persona": opt("--persona"), "base_model": opt("--base"),
-                                   "data": opt("--data") or "", "method": opt("--method"),
-                                   "from_run": opt("--from-run"), "report_to": opt("--report-to")}.items()
-                 if v is not None})
-    pairs = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--pairs"]
-    if pairs:
-        form["pairs"] = ", ".join(pairs)
-    for i, a in enumerate(argv[:-1]):
-        if a == "--set":
-            key, _, raw = argv[i + 1].partition("=")
-            key = key.removeprefix("lora.")
-            if key in form:
-                form[key] = json.loads(raw)
+def form_from_config(values: dict, preset: str, settings: Settings) -> dict:
+    """The form showing a TrainConfig dict (the inverse of `form_values`): the preset's fields,
+    then every setting the config names."""
+    form = form_defaults(preset, settings)
+    for key in FORM_FIELDS[1:]:
+        v = _get(values, key)
+        if v is not None:
+            form[key] = ", ".join(v) if key == "pairs" else v
     return form
 
 
 def page_form(jobs, settings: Settings) -> dict | None:
-    """The form a reloaded page shows while a training job runs: that run's own settings (from the
-    job's command, or for a resumed run from its config.yaml), not the preset's defaults."""
-    import yaml
+    """The form a reloaded page shows while a training job runs: that run's own settings (the
+    config file the studio wrote, or the `train:` section of the run's config.yaml for a run
+    resumed or started from the CLI), not the preset's defaults."""
+    from .config import PRESETS
 
     job = jobs.latest(KIND)
-    if job is None or job.state != "running":
+    if job is None or job.state != "running" or not job.run_dir:
         return None
-    argv = list(job.argv)
-    if "--resume" not in argv:
-        return form_from_argv(argv, settings)
-    cfg_path = Path(job.run_dir or "") / "config.yaml"
-    if not cfg_path.is_file():
+    run = RunFolder(job.run_dir)
+    try:
+        if run.train_config_path.is_file():
+            values = yaml.safe_load(run.train_config_path.read_text(encoding="utf-8")) or {}
+        else:
+            values = run.config().get("train") or {}
+    except (OSError, yaml.YAMLError, UserError):
         return None
-    meta = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-    t = meta.get("train") or {}
-    lora = t.get("lora") or {}
-    form = form_defaults(t.get("preset") or "seed", settings)
-    form.update({k: v for k, v in {
-        "base_model": t.get("base_model"), "persona": t.get("persona"), "data": t.get("data") or meta.get("data"),
-        "r": lora.get("r"), "alpha": lora.get("alpha"), "dropout": lora.get("dropout"),
-        "target_modules": lora.get("target_modules"), "epochs": t.get("epochs"), "batch_size": t.get("batch_size"),
-        "grad_accum": t.get("grad_accum"), "learning_rate": t.get("learning_rate"), "max_length": t.get("max_length"),
-        "warmup_steps": t.get("warmup_steps"), "max_steps": t.get("max_steps"), "batching": t.get("batching"),
-        "layers": lora.get("layers")}.items() if v is not None})
-    return form
+    # The run id ends with the preset it was started from (pipeline.runs.new_run).
+    preset = next((p for p in PRESETS if run.id.endswith("-" + p)), None) or values.get("preset") or "seed"
+    return form_from_config(values, preset, settings)
 
 
 def stop(jobs, job_id: str | None):
@@ -271,22 +243,22 @@ class View:
 
 def attach(jobs, job_id: str | None = None) -> View:
     """The given training job, or the latest one (what a refreshed page re-attaches to)."""
-    from .runner import read_metrics, run_status
-
-    job = jobs.get(job_id) if job_id else jobs.latest(KIND)
+    jv = jobs.view(KIND, job_id, lines=15)
+    job = jv.job
     latest = jobs.latest(KIND)
     if latest is not None and latest.state == "running" and (job is None or job.state != "running"):
         job = latest  # a run resumed or started elsewhere (another browser, a Resume click): follow it
+        jv = jobs.view(KIND, job.id, lines=15)
     if job is None:
         return View(None, "idle", "No training run yet: pick a preset, check the plan, press Start.")
-    view = View(job.id, job.state, "", run_dir=job.run_dir, log=job.log_tail(15), command=job.command)
+    view = View(job.id, job.state, "", run_dir=job.run_dir, log=jv.log, command=job.command)
     if job.run_dir and Path(job.run_dir).is_dir():
         try:
-            st = run_status(job.run_dir)
+            st = RunFolder(job.run_dir).status()
         except UserError:
             st = {}
         view.step, view.max_steps, view.eta_s = st.get("step") or 0, st.get("max_steps") or 0, st.get("eta_s")
-        view.metrics = read_metrics(job.run_dir)
+        view.metrics = RunFolder(job.run_dir).metrics()
         view.tracker = tracker_command(job.run_dir)
         run_state = st.get("state")
         if run_state in ("finished", "stopped", "failed", "lost"):
@@ -315,19 +287,17 @@ def attach(jobs, job_id: str | None = None) -> View:
 
 def tracker_command(run_dir: str | Path) -> str | None:
     """How to open a run in the tracker its config.yaml names (report_to), e.g. `tensorboard --logdir runs`."""
-    import yaml
-
     from .tracking import view_command
 
     try:
-        meta = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        meta = RunFolder(run_dir).config()
+    except UserError:
         return None
     train = meta.get("train") or {}
     return view_command(train.get("report_to", "none"), run_dir, Path(str(meta.get("persona") or "taskmaster")).name)
 
 
 def runs_table(settings: Settings) -> list[dict]:
-    from .runner import list_runs
+    from .runner import run_rows
 
-    return list_runs(settings.runs_dir)
+    return run_rows(settings.runs_dir)

@@ -31,95 +31,57 @@ from pathlib import Path
 import yaml
 
 from ..errors import UserError
-from ..jsonl import append_jsonl, atomic_write_text, read_jsonl, write_json
-from ..jobs import pid_alive
+from ..jsonl import append_jsonl, atomic_write_text, write_json
+from ..runs import STATES, RunFolder, list_runs
 from ..settings import Settings
 from .checkpoints import checkpoint_step, intact_checkpoint
 from .config import ConfigError, Hardware, Resolved, TrainConfig, load_config, parse_config, resolve
 from .data import dataset_record, default_data_path, load_training_records, tokenize_records
 
+# File names inside a run folder: pipeline/runs.py owns the layout; these names stay for callers.
 CONFIG = "config.yaml"
-STATUS = "status.json"
-METRICS = "metrics.jsonl"
 SUMMARY = "train_summary.json"
 ADAPTER = "adapter"
 CHECKPOINTS = "checkpoints"
-STATES = ("queued", "running", "stopped", "failed", "finished")
 
 
-# ---- status ---------------------------------------------------------------------------------
+# ---- status (read and written through pipeline.runs.RunFolder) ---------------------------------
 
 def write_status(run_dir: Path, state: str, **extra) -> dict:
-    assert state in STATES, state
-    prev = _read(run_dir / STATUS) or {}
-    row = {**prev, **extra, "state": state, "updated_at": time.time()}
-    if state != "failed":
-        row.pop("error", None)
-    write_json(run_dir / STATUS, row)
-    return row
-
-
-def _read(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+    return RunFolder(run_dir).write_status(state, **extra)
 
 
 def run_status(run_dir: str | Path) -> dict:
-    """status.json plus what only a reader can tell: `lost` (running, but its process is gone),
-    the last checkpoint, and whether the run can be resumed."""
-    run_dir = Path(run_dir)
-    st = _read(run_dir / STATUS)
-    if st is None:
-        if not (run_dir / CONFIG).is_file():
-            raise UserError(f"{run_dir}: not a training run folder (no {CONFIG} or {STATUS})")
-        st = {"state": "queued"}
-    if st["state"] == "running" and not pid_alive(st.get("pid")):
-        st["state"] = "lost"
-    ckpt = last_checkpoint(run_dir)
-    st["last_checkpoint"] = str(ckpt) if ckpt else None
-    st["resumable"] = st["state"] in ("stopped", "failed", "lost") and ckpt is not None
-    st["has_adapter"] = (run_dir / ADAPTER / "adapter_model.safetensors").is_file()
-    return st
+    """status.json plus `lost`, the last checkpoint, resumable, has_adapter (RunFolder.status)."""
+    return RunFolder(run_dir).status()
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    d = Path(run_dir) / CHECKPOINTS
-    if not d.is_dir():
-        return None
-    ckpts = [p for p in d.iterdir() if p.is_dir() and p.name.startswith("checkpoint-")
-             and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
-    return max(ckpts, key=lambda p: int(p.name.split("-")[-1])) if ckpts else None
+    return RunFolder(run_dir).last_checkpoint()
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    p = Path(run_dir) / METRICS
-    return read_jsonl(p) if p.is_file() else []
+    return RunFolder(run_dir).metrics()
 
 
-def list_runs(runs_dir: Path) -> list[dict]:
-    """Every run folder under runs_dir, newest first, with its state and summary figures."""
+def run_rows(runs_dir: Path) -> list[dict]:
+    """One table row per run folder under runs_dir, newest first: state and summary figures
+    (`train list`, the Train tab's runs table)."""
     out = []
-    if not Path(runs_dir).is_dir():
-        return out
-    for d in sorted(Path(runs_dir).iterdir(), key=lambda p: p.stat().st_mtime, reverse=True):
-        if not (d / CONFIG).is_file():
-            continue
+    for run in list_runs(runs_dir, where=lambda r: r.config_path.is_file()):
         try:
-            st = run_status(d)
+            st = run.status()
+            summ, meta = run.summary(), run.config()
         except UserError:
             continue
-        summ = _read(d / SUMMARY) or {}
-        meta = yaml.safe_load((d / CONFIG).read_text()) or {}
         ds = meta.get("dataset") or {}
-        out.append({"run": d.name, "state": st["state"], "base_model": meta.get("base_model"),
+        out.append({"run": run.id, "state": st["state"], "base_model": meta.get("base_model"),
                     "dataset": (f"{ds.get('version')} · {ds.get('count')} conv. · {str(ds.get('sha256'))[:8]}"
                                 if ds else None),
                     "r": (meta.get("lora") or {}).get("r"), "step": st.get("step"), "max_steps": st.get("max_steps"),
                     "first_loss": summ.get("first_loss"), "final_loss": summ.get("final_loss"),
                     "adapter_mb": round(summ["adapter_size_bytes"] / 1e6, 2) if summ.get("adapter_size_bytes") else None,
-                    "runtime_s": summ.get("runtime_s"), "path": str(d)})
+                    "runtime_s": summ.get("runtime_s"), "path": str(run.path)})
     return out
 
 
@@ -284,7 +246,7 @@ def _callback_class():
             if self.first_loss is None:
                 self.first_loss = row["loss"]
             self.last_loss = row["loss"]
-            append_jsonl(self.run_dir / METRICS, row)
+            append_jsonl(RunFolder(self.run_dir).metrics_path, row)
             write_status(self.run_dir, "running", step=state.global_step, max_steps=state.max_steps,
                          epoch=row["epoch"], loss=row["loss"], eta_s=row["eta_s"])
             if self.echo:
@@ -624,7 +586,7 @@ def _rewind_metrics(out: Path, ckpt: Path) -> int:
     rows = read_metrics(out)
     kept = [m for m in rows if m.get("step", 0) <= step]
     if len(kept) != len(rows):
-        atomic_write_text(out / METRICS, "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in kept))
+        atomic_write_text(RunFolder(out).metrics_path, "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in kept))
     return int(kept[-1].get("tokens") or 0) if kept else 0
 
 

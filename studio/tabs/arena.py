@@ -15,11 +15,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from pipeline.arena import Arena, ArenaSession, Limits
-from pipeline.arena.service import finished_runs, stats
+from pipeline.arena import ArenaSession, Limits
 from pipeline.arena.battle import VOTE_LABELS
+from pipeline.arena.service import finished_runs, stats
 from pipeline.arena.stats import RULE as ARENA_RULE
-from pipeline.arena.sync import VoteSync
 
 # Up to `limits.batch_battles` Send handlers stream at once; each battle joins the engine's running
 # decode batch at the next step (pipeline/batching.py, one base model in memory). More senders
@@ -118,8 +117,8 @@ def _table(rows: list[dict], cols: list[str]) -> pd.DataFrame:
 
 def create_tab(ctx) -> None:
     settings = ctx.settings
-    limits = Limits.from_env()
-    arena = Arena(settings, ctx.engine, limits=limits, sync=VoteSync.from_env(settings))
+    arena = ctx.arena()
+    limits = arena.limits
 
     state = gr.State(None)
     gr.Markdown("Two anonymous models answer the same prompt side by side. Read both, then vote; the names "

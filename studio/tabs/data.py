@@ -18,9 +18,23 @@ the page config.
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from pipeline.dataset import studio_api as api
 from pipeline.dataset.review import SAMPLE_FRACTION
+
+
+def overview_frames(settings, target_per_scenario: int | None = None):
+    """(summary markdown, coverage, score and rejection-reason frames) for the charts."""
+    md, cov, scores, reasons = api.overview(settings, target_per_scenario)
+    # Explicit dtypes: an empty frame must still say "examples" is a number, or the chart's
+    # y axis is typed as categories on page load and stays so after the first update.
+    def frame(rows, label):
+        return pd.DataFrame({label: pd.Series([r[label] for r in rows], dtype=str),
+                             "examples": pd.Series([r["examples"] for r in rows], dtype="int64")})
+
+    return (md, pd.DataFrame(cov, columns=["scenario", "kind", "examples"]), frame(scores, "score"),
+            frame(reasons, "reason"))
 
 
 def create_tab(ctx) -> None:
@@ -136,8 +150,7 @@ def create_tab(ctx) -> None:
     overview_outputs = [summary, coverage_plot, score_plot, reason_plot]
 
     def on_refresh(target):
-        md, cov, scores, reasons = api.overview_frames(settings, int(target) if target else None)
-        return md, cov, scores, reasons, api.rejected_rows(settings)
+        return (*overview_frames(settings, int(target) if target else None), api.rejected_rows(settings))
 
     def on_job(action, *values):
         names = {"generate": ["examples_per_scenario", "limit", "max_concurrency", "max_requests", "max_cost_usd"],

@@ -1,6 +1,6 @@
 """The Evaluate tab: run an evaluation (background job), then read its gates and evidence.
 
-Top: choose a run, a judge, and start `python -m pipeline eval --run ...` as a background
+Top: choose a run, a judge, and start `python -m pipeline evaluate --run ...` as a background
 job (the command is shown; the status and log are polled from the job's files, so a refresh
 loses nothing). Below: the decision, the gates with PASS/FAIL and their numbers, trait means
 base vs adapter, the per-category table, the A/B result, the worst replies, and the
@@ -11,6 +11,7 @@ pipeline.evaluation.studio_api.
 from __future__ import annotations
 
 import gradio as gr
+import pandas as pd
 
 from pipeline.evaluation import studio_api as api
 
@@ -86,13 +87,13 @@ def create_tab(ctx) -> None:
                 run_downloads(r, settings) or None)
 
     def fill_runs():
-        runs = api.list_runs(settings)
+        runs = api.evaluable_runs(settings)
         evaluated = [r for r in runs if api.results_path(r).is_file()]
         return (gr.update(choices=runs, value=api.default_run(jobs, settings)),
                 gr.update(choices=evaluated, value=evaluated[1] if len(evaluated) > 1 else None),
                 gr.update(choices=evaluated, value=evaluated[0] if evaluated else None))
 
-    refresh.click(lambda: gr.update(choices=api.list_runs(settings)), outputs=[run], api_name="eval_runs")
+    refresh.click(lambda: gr.update(choices=api.evaluable_runs(settings)), outputs=[run], api_name="eval_runs")
     refresh.click(lambda: fill_runs()[1:], outputs=[run_a, run_b], api_name=False)
     compare_btn.click(api.compare_view, inputs=[run_a, run_b], outputs=[compare_md, compare_traits, compare_gates],
                       api_name="eval_compare")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pipeline import persona_store as store
-from pipeline.spec import SpecError
+from pipeline.spec import SpecError, parse_persona_texts
 
 from ..guard import info, toast_text, user_message
 
@@ -90,7 +90,7 @@ def create_tab(ctx) -> None:
     def on_validate(state: dict, spec_text: str, scen_text: str):
         name = (state or {}).get("name") or settings.persona
         try:
-            p = store.validate_texts(name, spec_text or "", scen_text or "")
+            p = parse_persona_texts(name, spec_text or "", scen_text or "")
         except SpecError as exc:
             return gr.skip(), _problems(exc)
         info(f"{name} is valid.")

@@ -25,8 +25,8 @@ FINDING_HEADERS = ["level", "file", "problem", "fix"]
 
 
 def push_command(cfg: PushConfig) -> str:
-    """The `python -m pipeline push` line that does what the form does (token never shown)."""
-    argv = ["HF_TOKEN=...", "python -m pipeline push", shlex.quote(cfg.package), "--repo-id", shlex.quote(cfg.repo_id)]
+    """The `python -m pipeline publish` line that does what the form does (token never shown)."""
+    argv = ["HF_TOKEN=...", "python -m pipeline publish", shlex.quote(cfg.package), "--repo-id", shlex.quote(cfg.repo_id)]
     argv.append("--private" if cfg.private else "--public")
     if cfg.dataset_repo:
         argv += ["--dataset-repo", shlex.quote(cfg.dataset_repo)]

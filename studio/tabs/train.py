@@ -1,7 +1,8 @@
 """The Train tab: config form with presets, the size/memory plan before Start, a live run.
 
-Training never runs in the studio process: Start launches `python -m pipeline train ...`
-as a background job (the equivalent command is shown), and the loss curve, progress bar
+Training never runs in the studio process: Start writes the form's TrainConfig into a new
+run folder and launches `python -m pipeline train --config <run>/train_config.yaml --out <run>`
+as a background job (the command is shown), and the loss curve, progress bar
 with ETA and log tail are read back from the job's files and `runs/<id>/` every 2 s. On
 page load the tab re-attaches to the latest training job, so a refresh or a closed browser
 loses nothing. Every callback makes one call into `pipeline.train.monitor`.
@@ -41,10 +42,10 @@ def create_tab(ctx) -> None:
                           elem_id="train-data",
                           info="Default: the Data tab's newest exported version. Only approved records are used.")
     with gr.Row():
-        r = gr.Number(d["r"], label="LoRA rank r", precision=0, minimum=1, elem_id="train-r")
-        alpha = gr.Number(d["alpha"], label="LoRA alpha", precision=0, minimum=1, elem_id="train-alpha")
-        dropout = gr.Number(d["dropout"], label="LoRA dropout", minimum=0, maximum=0.99, elem_id="train-dropout")
-        targets = gr.CheckboxGroup(ALL_MODULES, value=d["target_modules"], label="Target modules", scale=3,
+        r = gr.Number(d["lora.r"], label="LoRA rank r", precision=0, minimum=1, elem_id="train-r")
+        alpha = gr.Number(d["lora.alpha"], label="LoRA alpha", precision=0, minimum=1, elem_id="train-alpha")
+        dropout = gr.Number(d["lora.dropout"], label="LoRA dropout", minimum=0, maximum=0.99, elem_id="train-dropout")
+        targets = gr.CheckboxGroup(ALL_MODULES, value=d["lora.target_modules"], label="Target modules", scale=3,
                                    elem_id="train-targets")
     with gr.Row():
         epochs = gr.Number(d["epochs"], label="Epochs", elem_id="train-epochs")
@@ -56,7 +57,7 @@ def create_tab(ctx) -> None:
         max_steps = gr.Number(d["max_steps"], label="Max steps (-1: all epochs)", precision=0, elem_id="train-maxsteps")
         batching = gr.Dropdown(["grouped", "padded", "packed"], value=d["batching"], label="Batching",
                                elem_id="train-batching")
-        layers = gr.Number(d["layers"], label="Adapted layers (0 = all)", precision=0, minimum=0,
+        layers = gr.Number(d["lora.layers"], label="Adapted layers (0 = all)", precision=0, minimum=0,
                            elem_id="train-layers",
                            info="only the last N decoder layers get LoRA; on CPU backward then stops there")
     with gr.Row():

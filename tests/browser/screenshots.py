@@ -8,7 +8,7 @@ work folder holding a copy of the given finished run(s) (their adapter, metrics 
 evaluation, without checkpoints), so the Evaluate, Arena and Publish tabs show a real run.
 The Arena screenshot is taken after one real battle and vote; the Train screenshot after a
 real run started from its form (`--train-steps`, on a tiny `--base` so it takes seconds;
-build one with `python -c "from pipeline.tiny_model import build_tiny_llama as b; b('/tmp/tiny-llama')"`). Needs /usr/bin/chromium
+build one with `python -c "from pipeline.testing.tiny_model import build_tiny_llama as b; b('/tmp/tiny-llama')"`). Needs /usr/bin/chromium
 (`make browser`).
 """
 

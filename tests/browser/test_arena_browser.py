@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.arena.testing import make_finished_run
+from pipeline.testing.finished_run import make_finished_run
 from pipeline.arena.votes import VoteStore
 
 from .conftest import open_studio, open_tab

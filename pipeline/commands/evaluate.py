@@ -1,4 +1,4 @@
-"""`python -m pipeline eval --run runs/<id> [--judge rubric|llm]`: base vs adapter, gates."""
+"""`python -m pipeline evaluate --run runs/<id> [--judge rubric|llm]` (alias `eval`): base vs adapter, gates."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from .respond import add_sampling_args, sampling_overrides
 def register(sub) -> None:
     from ..evaluation.respond import EVAL_MAX_NEW_TOKENS
 
-    p = sub.add_parser("eval", help="evaluate a trained adapter against its base model; quality gates")
+    # `evaluate` is the stage's name everywhere (CLI, job kind, tab, `pipeline run --stages`); `eval` stays for scripts.
+    p = sub.add_parser("evaluate", aliases=["eval"],
+                       help="evaluate a trained adapter against its base model; quality gates (alias: eval)")
     p.add_argument("--run", required=True, help="training run folder (runs/<id>)")
     p.add_argument("--judge", choices=JUDGE_KINDS, default="reader")
     p.add_argument("--eval-set", help="eval prompts (default: <persona>/eval.yaml)")
@@ -27,7 +29,7 @@ def register(sub) -> None:
 
 def _eval(args, settings) -> int:
     from ..evaluation.evaluate import EvalConfig, run_eval
-    from ..evaluation.gates import Gate, render_gates
+    from ..evaluation.results import EvaluationResults
 
     cfg = EvalConfig(run_dir=Path(args.run), judge=args.judge, eval_set=Path(args.eval_set) if args.eval_set else None,
                      persona=Path(args.persona) if args.persona else None, base=args.base,
@@ -47,6 +49,5 @@ def _eval(args, settings) -> int:
     print(f"Improvement over base: {imp:+.2f}" if imp is not None else "Improvement over base: n/a")
     ab = r["ab"]
     print(f"A/B: {ab['wins']}W {ab['losses']}L {ab['ties']}T, win rate {ab['win_rate']}, 95% CI [{ab['ci_low']}, {ab['ci_high']}]")
-    gates = [Gate(**g) for g in r["gates"]]
-    print("\n" + render_gates(gates, r["decision"] == "APPROVED FOR DEPLOYMENT"))
+    print("\n" + EvaluationResults.model_validate(r).gate_table())
     return 0

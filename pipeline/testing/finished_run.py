@@ -7,9 +7,9 @@ the base) without any training time.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
+
+from ..runs import RunFolder
 
 
 def make_finished_run(runs_dir: str | Path, base_model_dir: str | Path, run_id: str = "run-demo", *,
@@ -28,6 +28,7 @@ def make_finished_run(runs_dir: str | Path, base_model_dir: str | Path, run_id: 
                      task_type="CAUSAL_LM")
     peft_model = get_peft_model(model, cfg)
     peft_model.save_pretrained(adapter)
-    (run / "status.json").write_text(json.dumps({"state": "finished", "updated_at": time.time()}))
-    (run / "config.yaml").write_text(f"base_model: {base_model_dir}\n# made by pipeline.arena.testing\n")
+    folder = RunFolder(run)
+    folder.write_status("finished")
+    folder.config_path.write_text(f"base_model: {base_model_dir}\n# made by pipeline.testing.finished_run\n")
     return run

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..dataset.records import load_examples
-from ..dataset.stats import Targets, dataset_stats, render_stats
-from ..errors import UserError
-from ..spec import load_persona
+from ...dataset.records import load_examples
+from ...dataset.stats import Targets, dataset_stats, render_stats
+from ...errors import UserError
+from ...spec import load_persona
 
 
 def register(sub) -> None:

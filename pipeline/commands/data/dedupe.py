@@ -8,8 +8,8 @@ rejected.dedupe.jsonl (each removed example names its twin or the eval prompt it
 
 from __future__ import annotations
 
-from ..dataset import stages
-from ..dataset.dedupe import EVAL_THRESHOLD, WITHIN_THRESHOLD, DedupeConfig
+from ...dataset import stages
+from ...dataset.dedupe import EVAL_THRESHOLD, WITHIN_THRESHOLD, DedupeConfig
 
 
 def register(sub) -> None:

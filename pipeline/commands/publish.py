@@ -1,4 +1,4 @@
-"""`python -m pipeline push DIR --repo-id OWNER/NAME [--private|--public] [--dataset-repo OWNER/NAME]`"""
+"""`python -m pipeline publish DIR --repo-id OWNER/NAME [--private|--public] [--dataset-repo OWNER/NAME]`"""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from ..errors import UserError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("push", help="validate a package and publish it to the Hugging Face Hub in one commit",
+    # `publish` is the stage's name (the Publish tab, docs/publishing.md); `push` stays for scripts.
+    p = sub.add_parser("publish", aliases=["push"],
+                       help="validate a package and publish it to the Hugging Face Hub in one commit (alias: push)",
                        description="The token comes from HF_TOKEN (never from a flag: flags end up in shell "
                                    "history and process lists).")
     p.add_argument("package", help="package folder (python -m pipeline package --run ...)")
