@@ -56,11 +56,12 @@ def adapter_of(model: str) -> str | None:
     return model[len(MODEL_PREFIX):] if model.startswith(MODEL_PREFIX) else model
 
 
-def finished_adapters(settings) -> dict[str, Path]:
-    """run id -> adapter folder for every finished run (the Arena's contenders)."""
+def finished_adapters(settings, base_model: str | None = None) -> dict[str, Path]:
+    """run id -> adapter folder for every finished run trained on `base_model` (pipeline/runs.py,
+    as the Arena picks its contenders)."""
     from .arena.service import finished_runs
 
-    return finished_runs(Path(settings.runs_dir))
+    return finished_runs(Path(settings.runs_dir), base_model)
 
 
 class _HTTPError(Exception):

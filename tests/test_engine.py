@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from pipeline.arena.testing import make_finished_run
+from pipeline.testing.finished_run import make_finished_run
 from pipeline.inference import ChatEngine, EngineBusy, Row, SamplingConfig
 from pipeline.settings import Settings
 

@@ -12,7 +12,7 @@ import time
 import openai
 import pytest
 
-from pipeline.arena.testing import make_finished_run
+from pipeline.testing.finished_run import make_finished_run
 from pipeline.inference import ChatEngine, SamplingConfig
 from pipeline.prompting import with_persona_system
 from pipeline.settings import Settings
