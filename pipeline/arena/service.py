@@ -9,6 +9,7 @@ serves both: adapters are attached by run id and chosen per row of the batch.
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from pathlib import Path
