@@ -90,7 +90,8 @@ def single_voter(settings, reps: int = 5, max_new_tokens: int = 64) -> dict:
         print(f"  single voter: rep {i + 1}/{reps}", flush=True)
         conv = with_persona_system([{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}], system)
         # (a) plain generate, adapter on
-        enc = engine._encode(conv)
+        enc = {k: v.to(engine.device) for k, v in tok.apply_chat_template(
+            conv, add_generation_prompt=True, return_tensors="pt", return_dict=True).items()}
         # In a worker thread, like the streamers' generate and like every Gradio handler: on an
         # oversubscribed CPU, torch in the main thread ran ~5x slower than in a worker thread
         # (measured: 32 tokens in 30-36 s vs 6-6.6 s, load avg 12 on 2 cores), which would
@@ -99,7 +100,8 @@ def single_voter(settings, reps: int = 5, max_new_tokens: int = 64) -> dict:
 
         def plain():
             t = time.perf_counter()
-            with engine._lock, engine._activate("run-bench"), torch.inference_mode():
+            engine.model.set_adapter("run-bench")  # transformers' own generate, beside the engine
+            with engine._lock, torch.inference_mode():
                 box["out"] = engine.model.generate(**enc, **sampling.generate_kwargs(), pad_token_id=tok.pad_token_id)
             box["s"] = time.perf_counter() - t
 
