@@ -20,6 +20,17 @@ from studio.context import StudioContext
 
 from .conftest import REPO, launched
 
+
+def _run_async(coro):
+    """asyncio.run in a thread of its own: an earlier test (Playwright's sync API, Gradio) may
+    leave an event loop running in the main thread, where asyncio.run refuses to start."""
+    import asyncio
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -128,7 +139,7 @@ def test_open_locally_and_closed_on_a_space_without_password(tmp_path):
     assert space.restricted and not space.can_login and not space.is_admin(None)
     with pytest.raises(gr.Error, match="no TASKMASTER_ADMIN_PASSWORD"):
         import asyncio
-        asyncio.run(space.login("anything", None))
+        _run_async(space.login("anything", None))
 
 
 def test_repeated_wrong_passwords_slow_the_address_down_but_the_right_one_still_works():
@@ -138,9 +149,9 @@ def test_repeated_wrong_passwords_slow_the_address_down_but_the_right_one_still_
     ac = AccessControl(Settings.from_env(env={"TASKMASTER_ADMIN_PASSWORD": PASSWORD}), slow_s=0.1)
     for _ in range(5):
         with pytest.raises(gr.Error, match="Wrong admin password"):
-            asyncio.run(ac.login("wrong", None))
+            _run_async(ac.login("wrong", None))
     t0 = time.monotonic()
-    assert asyncio.run(ac.login(PASSWORD, None))
+    assert _run_async(ac.login(PASSWORD, None))
     assert time.monotonic() - t0 >= 0.09
 
 

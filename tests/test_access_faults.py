@@ -21,6 +21,16 @@ from studio.access import COOKIE, AccessControl
 from .test_access import PASSWORD, studio  # noqa: F401  (the real served studio fixture)
 
 
+def _run_async(coro):
+    """asyncio.run in a thread of its own: an earlier test (Playwright's sync API, Gradio) may
+    leave an event loop running in the main thread, where asyncio.run refuses to start."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+
 def _req(host="127.0.0.1", headers=None, cookies=None, sid="s1"):
     """A request as AccessControl sees one (gr.Request's attributes)."""
     raw = types.SimpleNamespace(client=types.SimpleNamespace(host=host), headers=dict(headers or {}),
@@ -34,7 +44,7 @@ def _ac(**env):
 
 
 def _login(ac, pw, req):
-    return asyncio.run(ac.login(pw, req))
+    return _run_async(ac.login(pw, req))
 
 
 def test_rotating_x_forwarded_for_from_loopback_does_not_reset_the_lockout():
@@ -96,7 +106,7 @@ def test_a_flood_cannot_queue_the_line_forever():
     ac.max_wait_s = 0.2
     async def flood():
         return await asyncio.gather(*[ac.login("guess", _req()) for _ in range(30)], return_exceptions=True)
-    results = asyncio.run(flood())
+    results = _run_async(flood())
     msgs = [str(getattr(r, "message", r)) for r in results]
     assert any("Too many login attempts" in m for m in msgs), "beyond the longest wait, attempts are turned away unchecked"
     assert sum("Wrong admin password" in m for m in msgs) <= 5 + 0.2 / 0.05 + 1

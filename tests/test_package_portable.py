@@ -37,8 +37,9 @@ def test_the_package_carries_no_absolute_local_path(tmp_path, tiny_model_dir):
     cfg["out"] = str(run)
     (run / "config.yaml").write_text(yaml.safe_dump(cfg))
     ev = json.loads((run / "eval" / "EVALUATION_RESULTS.json").read_text())
-    ev["eval_set"] = {"path": str(REPO / "data/personas/taskmaster/eval.yaml"), "sha256": "ab" * 32}
-    ev["adapter"] = {"path": str(run / "adapter"), "sha256": "cd" * 32}
+    # Absolute paths planted into the typed results (the other fields kept as the writer made them).
+    ev["eval_set"] = {**ev["eval_set"], "path": str(REPO / "data/personas/taskmaster/eval.yaml"), "sha256": "ab" * 32}
+    ev["adapter"] = {**ev["adapter"], "path": str(run / "adapter"), "sha256": "cd" * 32}
     (run / "eval" / "EVALUATION_RESULTS.json").write_text(json.dumps(ev))
     pkg = build_package(PackageConfig(run=str(run), n_examples=2, max_new_tokens=4), settings).path
     for name in ("training_config.yaml", "EVALUATION_RESULTS.json", "MANIFEST.json", "README.md", "DATA_CARD.md"):

@@ -27,7 +27,7 @@ def test_header_names_what_is_active_and_never_a_secret():
     assert "llm.example.com" in text and "gpt-4o-mini" in text and "admin login required" in text
     assert "Base model" in text and "Device" in text
     bare = render_header(Settings.from_env(env={}))
-    assert "No API key" in bare and "rubric judge" in bare and "No HF_TOKEN" in bare and "open (local)" in bare
+    assert "No API key" in bare and "offline reader judge" in bare and "No HF_TOKEN" in bare and "open (local)" in bare
 
 
 @pytest.fixture()

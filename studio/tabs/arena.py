@@ -25,10 +25,14 @@ from pipeline.arena.stats import RULE as ARENA_RULE
 # wait in Gradio's queue (max_size in app.py), first come first served, so one user cannot
 # starve the others; the per-session rate limit caps what one session can ask.
 WAITING = "…"
+# A finished reply that is blank (the model stopped at once, or wrote only whitespace) is shown as
+# such: an empty bubble reads as "still loading" or a broken page to a voter.
+EMPTY_REPLY = "(empty reply)"
 
 
 def _chat(conv: list[dict], pending: bool) -> list[dict]:
-    msgs = [{"role": m["role"], "content": m["content"]} for m in conv if m["role"] != "system"]
+    msgs = [{"role": m["role"], "content": m["content"] if m["content"].strip() or m["role"] != "assistant"
+             else EMPTY_REPLY} for m in conv if m["role"] != "system"]
     if pending:
         msgs.append({"role": "assistant", "content": WAITING})
     return msgs

@@ -58,7 +58,9 @@ def test_walk_every_tab(studio_server, page):
     toast = page.get_by_text(re.compile(r"trait_typo: unknown field"))
     toast.first.wait_for(timeout=30_000)
     page.locator("#persona-reload").click()
-    page.wait_for_function("() => !document.querySelector('#persona-spec .cm-content').innerText.includes('trait_typo')")
+    # The editor remounts on reload (undo stops at the file), so it is briefly absent: wait for the new one.
+    page.wait_for_function("() => { const e = document.querySelector('#persona-spec .cm-content');"
+                           " return e !== null && !e.innerText.includes('trait_typo'); }")
 
 
 SHOWN_TABS_AT_LEAST = "(n) => [...document.querySelectorAll('[role=tab]')].filter(b => b.innerText.trim()).length >= n"
