@@ -158,3 +158,39 @@ def test_bad_pairs_file_is_reported_by_line(tmp_path):
     bad.write_text('{"prompt": [{"role": "user", "content": "hi"}], "chosen": "not a list"}\n')
     with pytest.raises(UserError, match="line 1"):
         read_pairs([bad, tmp_path / "missing.jsonl"])
+
+
+def test_accelerate_launch_two_processes_train_one_dpo_adapter_on_the_same_pairs(sft_run, tiny_model_dir, tmp_path):
+    """A DPO round under `accelerate launch` (two gloo ranks, as tests/test_gpu_stack.py's SFT one): rank 0
+    alone builds the pairs (self-play loads an engine) and writes the run folder; rank 1 waits for the
+    pairs file and trains on the same rows; one adapter, one metrics line per step."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "dpo-2ranks"
+    cmd = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "pipeline", "train", "--method", "dpo", "--from-run", str(sft_run["run"]), "--pairs", str(sft_run["pairs"]),
+           "--self-play", "2", "--persona", str(PERSONA), "--data", str(sft_run["data"]), "--out", str(out),
+           "--backend", "trl", "--precision", "fp32", "--threads", "1", "--max-steps", "2", "--batch-size", "1",
+           "--grad-accum", "1", "--lr", "5e-3", "--warmup-steps", "0", "--max-length", "256", "--report-to", "none",
+           "--save-strategy", "steps", "--save-steps", "100"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TASKMASTER_WORK_DIR": str(tmp_path / "work")}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
+    log = p.stdout + p.stderr
+    assert p.returncode == 0, log[-4000:]
+    assert "rank 1 of 2" in log and "rank 1: trained 2 steps" in log, log[-3000:]
+    assert log.count("self-play: 2 curated conversations") == 1, "only rank 0 ran self-play"
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["method"] == "dpo"
+    assert [m["step"] for m in read_metrics(out)] == [1, 2], "rank 1 wrote no metrics of its own"
+    pairs = [json.loads(x) for x in (out / "pairs.jsonl").read_text().splitlines()]
+    sources = {r["source"] for r in pairs}
+    assert "arena" in sources and sources & {"self_play", "judge_ranked"}, sources
+    assert [d.name for d in out.iterdir() if d.name.startswith("adapter")] == ["adapter"]
+    assert json.loads((out / "status.json").read_text())["state"] == "finished"

@@ -32,35 +32,45 @@ class TrlBackend:
 
     def load(self, model_path: str):
         """(model with fresh LoRA layers, tokenizer) from a local folder or cached Hub id."""
-        import torch
         from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         configure_threads(self.res)
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        # CPU: float32 masters, autocast to bf16 per op. CUDA: the base in the training precision.
-        dtype = torch.float32
-        if self.res.device == "cuda":
-            dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.res.precision, torch.float32)
-        if self.res.device == "cuda":
-            # Each process owns one GPU: its local rank under `accelerate launch`, GPU 0 alone.
-            # A bitsandbytes 4-bit base cannot be `.to()`-moved after loading, so it is placed at load.
-            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, device_map={"": local_rank()})
-            if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
-                from peft import prepare_model_for_kbit_training
-
-                model = prepare_model_for_kbit_training(
-                    model, use_gradient_checkpointing=self.res.gradient_checkpointing)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        tokenizer = load_tokenizer(model_path)
+        model = load_base_model(model_path, self.res)
         lora = self.cfg.lora
         layers = lora.layer_indices(model.config.get_text_config().num_hidden_layers)
         model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                                  target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
                                                  layers_to_transform=layers))
         return model, tokenizer
+
+
+def load_tokenizer(model_path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:  # Llama has none: batches pad with the end-of-sequence token
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(model_path: str, res: Resolved):
+    """The frozen base for training (SFT here, DPO/KTO in preference.py). CPU: float32 masters,
+    autocast to bf16 per op. CUDA: the training precision, on this process's own GPU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if res.device != "cuda":
+        return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(res.precision, torch.float32)
+    # Each process owns one GPU: its local rank under `accelerate launch`, GPU 0 alone.
+    # A bitsandbytes 4-bit base cannot be `.to()`-moved after loading, so it is placed at load.
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, device_map={"": local_rank()})
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=res.gradient_checkpointing)
+    return model
 
 
 def local_rank() -> int:

@@ -152,22 +152,13 @@ def write_pairs(path: Path, rows: list[dict]) -> None:
 def load_policy(model_path: str, parent_adapter: Path, res):
     """(PEFT model whose "default" adapter is the SFT parent's, trainable; tokenizer). TRL adds a frozen
     copy of it named "ref" as the reference policy; the base weights stay frozen throughout."""
-    import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .backend_trl import configure_threads
+    from .backend_trl import configure_threads, load_base_model, load_tokenizer
 
     configure_threads(res)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    dtype = torch.float32
-    if res.device == "cuda":
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(res.precision, torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-    if res.device == "cuda":
-        model.to("cuda")
+    tokenizer = load_tokenizer(model_path)
+    model = load_base_model(model_path, res)  # each rank on its own GPU, as SFT
     # PEFT upcasts the adapter to float32 on load (autocast_adapter_dtype): float32 masters, as SFT trains.
     model = PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
     return model, tokenizer
