@@ -98,6 +98,38 @@ def checkpointing_kwarg(config_cls, on: bool) -> dict:
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
 
 
+def schedule_args(cfg: TrainConfig, res: Resolved, out_dir: Path) -> dict:
+    """The TrainingArguments every method shares (SFT here, DPO/KTO in preference.py): the config's
+    schedule, precision and device, logging and checkpoints in out_dir/checkpoints (the run folder)."""
+    from .tracking import configure
+
+    return dict(
+        **configure(cfg.report_to, out_dir),
+        output_dir=str(out_dir / "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        optim=res.optim,
+        bf16=res.precision == "bf16",
+        fp16=res.precision == "fp16",
+        use_cpu=res.device == "cpu",
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy=cfg.save_strategy,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_pin_memory=res.device == "cuda",
+        disable_tqdm=False,
+    )
+
+
 def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Resolved, out_dir: Path,
                   callbacks: list):
     """The SFTTrainer both backends run: pre-tokenized rows, the config's schedule, checkpoints in out_dir."""
@@ -117,38 +149,14 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
     if packed and ours:
         collator = PackedCollator(share_prefix=cfg.share_prefix)
         model.set_attn_implementation(register())
-    from .tracking import configure
-
     ds = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
     args = SFTConfig(
-        **configure(cfg.report_to, out_dir),
-        output_dir=str(out_dir / "checkpoints"),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        optim=res.optim,
-        bf16=res.precision == "bf16",
-        fp16=res.precision == "fp16",
-        use_cpu=res.device == "cpu",
+        **schedule_args(cfg, res, out_dir),
         # rows are already truncated to max_length by pipeline.train.data; packed rows are longer by design
         max_length=None if packed else cfg.max_length,
         padding_free=packed and not ours,
         train_sampling_strategy="group_by_length" if cfg.batching == "grouped" else "random",
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        save_strategy=cfg.save_strategy,
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_pin_memory=res.device == "cuda",
         dataset_num_proc=None,
-        disable_tqdm=False,
         **checkpointing_kwarg(SFTConfig, res.gradient_checkpointing),
     )
     if not ours:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gradio as gr
 
 from pipeline.package import studio_api
+from pipeline.evaluation.results import RESULTS_FILE
 from pipeline.package.studio_api import FINDING_HEADERS
 
 from ..downloads import run_downloads
@@ -38,7 +39,7 @@ def create_tab(ctx) -> None:
     findings = gr.Dataframe(headers=FINDING_HEADERS, value=[], interactive=False, wrap=True,
                             label="Validation findings", elem_id="publish-findings",
                             column_widths=["8%", "20%", "36%", "36%"])
-    downloads = gr.File(label="Downloads: adapter (zip), package (zip), EVALUATION_RESULTS.json", file_count="multiple",
+    downloads = gr.File(label=f"Downloads: adapter (zip), package (zip), {RESULTS_FILE}", file_count="multiple",
                         interactive=False, elem_id="publish-downloads")
 
     gr.Markdown("### 3. Push to the Hugging Face Hub\n" + token_note, elem_id="publish-token-note")
