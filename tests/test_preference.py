@@ -4,7 +4,6 @@ adapter (its weights move, the base stays fixed), in the same run folder, and a 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from safetensors.torch import load_file
 
 from pipeline.errors import UserError
 from pipeline.jsonl import write_jsonl
+from pipeline.testing.stop_after import StopAfter
 from pipeline.train.config import ConfigError, parse_config
 from pipeline.train.runner import read_metrics, run_status, run_training
 
@@ -70,23 +70,13 @@ def _pref_cfg(sft_run, method, **kw):
     return cfg
 
 
-class _StopAfter(threading.Event):
-    def __init__(self, n):
-        super().__init__()
-        self.n = n
-
-    def is_set(self):
-        self.n -= 1
-        return self.n < 0 or super().is_set()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["dpo", "kto"])
 def test_preference_round_moves_the_adapter_keeps_the_base_and_resumes(sft_run, method, tiny_model_dir):
     out = sft_run["tmp"] / f"{method}-run"
     base_files = {p.name: p.read_bytes() for p in Path(tiny_model_dir).glob("*.safetensors")}
     # stop after 2 optimizer steps (the runner checks once after loading, then at every step end)
-    s1 = run_training(_pref_cfg(sft_run, method), out, sft_run["settings"], stop_event=_StopAfter(2), echo=False)
+    s1 = run_training(_pref_cfg(sft_run, method), out, sft_run["settings"], stop_event=StopAfter(2), echo=False)
     assert s1["state"] == "stopped" and s1["steps"] == 2
     st = run_status(out)
     assert st["resumable"] and st["has_adapter"]
