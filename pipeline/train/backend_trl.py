@@ -152,6 +152,7 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
     ds = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
     args = SFTConfig(
         **schedule_args(cfg, res, out_dir),
+        neftune_noise_alpha=cfg.neftune_alpha or None,  # NEFTune: SFT only, as the recipe sweep measures it
         # rows are already truncated to max_length by pipeline.train.data; packed rows are longer by design
         max_length=None if packed else cfg.max_length,
         padding_free=packed and not ours,
