@@ -93,7 +93,7 @@ def planned_gpu_gb(kind: str, argv: list[str], settings) -> float | None:
     """GiB a job of `kind` started as `python -m pipeline <argv>` plans to hold; None: not a GPU job.
     0.0 when the job loads a model but its size cannot be planned here (the launcher then frees the
     studio's engine for it and refuses nothing). A Train tab start brings its plan itself
-    (`pipeline.train.studio_api.start`); this covers a resume and any other caller."""
+    (`pipeline.train.monitor.start`); this covers a resume and any other caller."""
     if kind not in GPU_KINDS:
         return None  # data jobs call endpoints, they load no model here
     try:

@@ -224,7 +224,7 @@ def _status(args, settings) -> int:
               f"{summary['n_examples']} conversations, data sha256 {summary['data_sha256'][:12]}")
     if st["resumable"]:
         print(f"  resume with: python -m pipeline train --resume {args.run}")
-    from ..train.studio_api import tracker_command
+    from ..train.monitor import tracker_command
 
     tracker = tracker_command(args.run)
     if tracker:

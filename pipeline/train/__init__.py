@@ -6,7 +6,7 @@
     backend_trl.py     TRL SFTTrainer + PEFT (CPU, or CUDA without unsloth); the trainer both backends share
     backend_unsloth.py unsloth FastLanguageModel, 4-bit (CUDA)
     runner.py          writes the run folder (pipeline/runs.py): config, status, metrics, checkpoints, adapter, summary
-    studio_api.py      what the Train tab calls (form, plan, start/stop/resume a job, its progress); `monitor` is its old name
+    monitor.py         what the Train tab calls (form, plan, start/stop/resume a job, its progress); `studio_api` is the same module
 
 `python -m pipeline train ...` (pipeline/commands/train.py) and the studio's Train tab both call
 `run_training`, the latter in a background job (`python -m pipeline train ...` via JobManager).
