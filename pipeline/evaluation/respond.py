@@ -131,13 +131,18 @@ def respond(cfg: RespondConfig, settings, *, engine: ChatEngine | None = None, e
         from ..spec import load_persona
 
         system_prompt = load_persona(cfg.persona or settings.persona_dir()).spec.system_prompt
+    own = engine is None
     engine = engine or load_engine(cfg.base, settings)
-    name, sha = None, None
-    if cfg.adapter is not None:
-        engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
-        name, sha = ADAPTER_NAME, dir_sha256(cfg.adapter)
-    rows = generate_replies(engine, prompts, name, cfg.sampling, system_prompt, cfg.batch_size,
-                            base=cfg.base, adapter_sha=sha, echo=echo)
+    try:
+        name, sha = None, None
+        if cfg.adapter is not None:
+            engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
+            name, sha = ADAPTER_NAME, dir_sha256(cfg.adapter)
+        rows = generate_replies(engine, prompts, name, cfg.sampling, system_prompt, cfg.batch_size,
+                                base=cfg.base, adapter_sha=sha, echo=echo)
+    finally:
+        if own:
+            engine.close()
     if cfg.out is not None:
         write_jsonl(cfg.out, rows)
     return rows
