@@ -308,3 +308,30 @@ def test_packed_rows_give_the_same_loss_and_gradients_as_padded_batches(tiny_mod
             assert torch.allclose(grads[n], g, atol=1e-5, rtol=1e-3), (name, n, (grads[n] - g).abs().max())
     # the shared persona prompt is computed once: the shared row is shorter than the plain packed one
     assert results["shared"][2] < results["packed"][2] < padded_len
+
+def test_neftune_noises_the_input_embeddings_while_training_only(tiny_model_dir, data_file, settings, tmp_path):
+    """`neftune_alpha` reaches the Trainer: during the run the embedding layer's output is the table row
+    plus noise of the NEFTune scale; after the run (serving, eval) it is the plain row again."""
+    from transformers import TrainerCallback
+
+    from pipeline.train.backend_trl import TrlBackend, build_trainer
+
+    p = prepare(_tiny_cfg(tiny_model_dir, data_file, max_steps=2, neftune_alpha=5.0), settings)
+    model, tok = TrlBackend(p.cfg, p.res).load(p.model_path)
+    data = tokenize_records(tok, p.records, p.system_prompt, p.cfg.max_length)
+    ids = torch.tensor([data.rows[0]["input_ids"]])
+    seen = []
+
+    class Probe(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            emb = model.get_input_embeddings()
+            with torch.no_grad():
+                seen.append((emb(ids) - emb.weight[ids]).abs().max().item())
+
+    build_trainer(model, tok, data.rows, p.cfg, p.res, tmp_path, [Probe()]).train()
+    dims = ids.shape[1] * model.get_input_embeddings().weight.shape[1]
+    bound = 5.0 / dims ** 0.5  # NEFTune: uniform(-1, 1) x alpha / sqrt(length x hidden)
+    assert len(seen) == 2 and all(0 < d <= bound * 1.0001 for d in seen), (seen, bound)
+    emb = model.get_input_embeddings()
+    with torch.no_grad():
+        assert torch.equal(emb(ids), emb.weight[ids])  # the hook is gone after training

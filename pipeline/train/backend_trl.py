@@ -121,6 +121,7 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
         lr_scheduler_type=cfg.lr_scheduler,
         warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay,
+        neftune_noise_alpha=cfg.neftune_alpha or None,
         optim=res.optim,
         bf16=res.precision == "bf16",
         fp16=res.precision == "fp16",

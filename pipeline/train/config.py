@@ -92,6 +92,11 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(2048, ge=16)
     max_steps: int = Field(-1, ge=-1, description="-1: run the epochs; otherwise stop after this many optimizer steps")
+    # NEFTune (Jain et al. 2023): uniform noise of scale alpha / sqrt(length x hidden) on the input
+    # embeddings while training; 5 is the paper's usual value, 0 = off. transformers scales by the
+    # row's length, so with `batching: packed` (8 conversations a row) the noise per conversation is
+    # ~1/sqrt(8) of what the same alpha gives unpacked (measured in benchmarks/recipe_sweep.py).
+    neftune_alpha: float = Field(0.0, ge=0, description="NEFTune noise alpha on the input embeddings (0 = off)")
     seed: int = 3407  # unsloth's notebooks' seed; any fixed seed makes runs repeatable
 
     # hardware
