@@ -17,7 +17,10 @@ Layout of the KV cache: one tensor per layer, [rows, kv_heads, columns, head_dim
 left-padded to a common number of columns; a 4D additive mask hides each row's padding and
 every row's position ids are its own token count, so a row's numbers do not depend on its
 neighbours (padding contributes exp(-inf) = 0 to attention). When rows leave, the columns no
-remaining row uses are trimmed.
+remaining row uses are trimmed. The running batch's cache has room for the next columns
+(`_grow_layer`): a decode step writes its one new column in place, where transformers'
+DynamicLayer concatenates, i.e. copies every row's whole cache on every step; only a join or a
+leave copies the cache.
 
 Per-row adapters: every LoRA adapter present in the batch is active at once and its scale is a
 per-row tensor (the adapter's scale on its rows, 0 elsewhere), so `base(x) + B(A(x)) * 0` is
@@ -36,6 +39,7 @@ complete (issue 18: one bad request used to fail every battle in its batch).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import queue
@@ -176,13 +180,15 @@ class Batcher:
         self._waiting: "OrderedDict[str, deque[_Group]]" = OrderedDict()  # client -> groups, round-robin
         self._n_waiting = 0
         self._running: list[_Req] = []
-        self._kv: list[list] = []  # per layer [keys, values] for the running rows
+        self._cache = None  # the running rows' KV: a transformers cache of `_grow_layer`s, or None
         self._mask = None  # [rows, columns] bool: which cache columns a row attends to
         self._prefix: "OrderedDict[tuple, list]" = OrderedDict()  # (adapter, prefix ids) -> per-layer KV
         self._system_ids: dict[str, list[int]] = {}  # system prompt text -> its template's tokens
         self.use_prefix_cache = True
         self._lora: list | None = None  # the model's LoRA layers, found once per attached adapter
+        self._cache_kw: str | None = None  # the forward's name for the KV cache (differs across transformers)
         self._worker: threading.Thread | None = None
+        self._closed = False
         self.admitted: deque = deque(maxlen=1000)  # (client, group id) in admission order, for tests
         self.stats = {"steps": 0, "max_rows_seen": 0, "prefills": 0, "prefix_hits": 0, "rejected": 0,
                       "row_errors": 0, "cancelled": 0}
@@ -210,6 +216,8 @@ class Batcher:
             group.reqs.append(req)
         live = [r for r in group.reqs if r.finish is None]
         with self._cond:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
             if not block and self._n_waiting + len(live) > self.max_waiting:
                 self.stats["rejected"] += 1
                 raise EngineBusy(f"The model is busy ({self._n_waiting} requests waiting): retry in a few seconds.")
@@ -244,6 +252,24 @@ class Batcher:
         group.cancel()
         with self._cond:
             self._cond.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Cancel what is still queued or running and stop the worker thread. A process must not
+        exit with the worker alive: finalising torch under a live thread aborts the interpreter
+        ("terminate called without an active exception", exit 134) after the work is written."""
+        with self._cond:
+            self._closed = True
+            for groups in self._waiting.values():
+                for g in groups:
+                    g.cancel()
+            for r in self._running:
+                r.group.cancel()
+            self._cond.notify_all()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
+            if worker.is_alive():
+                log.warning("the engine worker did not stop within %.0f s", timeout)
 
     def generate(self, rows: list[Row], *, client: str = "default", block: bool = True) -> list[RowState]:
         last = None
@@ -289,8 +315,10 @@ class Batcher:
         torch.set_grad_enabled(False)
         while True:
             with self._cond:
-                while not self._running and not self._n_waiting:
+                while not self._running and not self._n_waiting and not self._closed:
                     self._cond.wait()
+                if self._closed and not self._running and not self._n_waiting:
+                    return
                 new = self._admit()
             try:
                 with self.lock, torch.inference_mode():
@@ -305,7 +333,7 @@ class Batcher:
                 for r in self._running:
                     if r.finish is None:
                         self._finish(r, "error", _describe(exc))
-                self._running, self._kv, self._mask = [], [], None
+                self._running, self._cache, self._mask = [], None, None
             with self._cond:
                 self._retire()
                 self._cond.notify_all()
@@ -420,11 +448,7 @@ class Batcher:
         ids = torch.tensor([[r.out_ids[-1]] for r in rows], dtype=torch.long, device=dev)
         pos = torch.tensor([[len(r.prompt_ids) + len(r.out_ids) - 1] for r in rows], dtype=torch.long, device=dev)
         self._mask = torch.cat([self._mask, torch.ones((len(rows), 1), dtype=torch.bool, device=dev)], 1)
-        cache = self._new_cache()
-        for layer, (k, v) in zip(cache.layers, self._kv):
-            _set_layer(layer, k, v)
-        logits = self._forward(ids, pos, self._mask, cache, [r.adapter for r in rows])
-        self._kv = [[layer.keys, layer.values] for layer in cache.layers]
+        logits = self._forward(ids, pos, self._mask, self._cache, [r.adapter for r in rows])
         self.stats["steps"] += 1
         self.stats["max_rows_seen"] = max(self.stats["max_rows_seen"], len(rows))
         self._sample(rows, logits)
@@ -448,7 +472,10 @@ class Batcher:
         with _AdapterRows(self._lora, adapters) as fallback:
             if fallback is not None:
                 kw["adapter_names"] = fallback
-            out = self.model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos, cache=cache,
+            if self._cache_kw is None:
+                self._cache_kw = _cache_kwarg(self.model)
+            kw[self._cache_kw] = cache
+            out = self.model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos,
                              use_cache=True, logits_to_keep=1, **kw)
         return out.logits[:, -1, :].to(torch.float32)
 
@@ -489,7 +516,8 @@ class Batcher:
         import torch
 
         if not self._running:
-            self._running, self._kv, self._mask = list(reqs), kv, mask
+            self._running, self._mask = list(reqs), mask
+            self._cache = self._running_cache(kv)
             return
         T_old, T_new = self._mask.shape[1], mask.shape[1]
         T = max(T_old, T_new)
@@ -501,11 +529,12 @@ class Batcher:
             shape[dim] = n
             return torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x], dim)
 
-        self._kv = [[torch.cat([lpad(k0, T - T_old, 2), lpad(k1, T - T_new, 2)], 0),
-                     torch.cat([lpad(v0, T - T_old, 2), lpad(v1, T - T_new, 2)], 0)]
-                    for (k0, v0), (k1, v1) in zip(self._kv, kv)]
+        merged = [[torch.cat([lpad(layer.keys, T - T_old, 2), lpad(k1, T - T_new, 2)], 0),
+                   torch.cat([lpad(layer.values, T - T_old, 2), lpad(v1, T - T_new, 2)], 0)]
+                  for layer, (k1, v1) in zip(self._cache.layers, kv)]
         self._mask = torch.cat([lpad(self._mask, T - T_old, 1), lpad(mask, T - T_new, 1)], 0)
         self._running = self._running + list(reqs)
+        self._cache = self._running_cache(merged)
 
     def _drop_cancelled(self) -> None:
         for r in self._running:
@@ -524,15 +553,30 @@ class Batcher:
         if len(keep) == len(self._running):
             return
         if not keep:
-            self._running, self._kv, self._mask = [], [], None
+            self._running, self._cache, self._mask = [], None, None
             return
         idx = torch.tensor(keep, dtype=torch.long, device=self._mask.device)
         mask = self._mask.index_select(0, idx)
         used = mask.any(0).nonzero()
         first = int(used[0]) if len(used) else 0
         self._mask = mask[:, first:]
-        self._kv = [[k.index_select(0, idx)[:, :, first:], v.index_select(0, idx)[:, :, first:]] for k, v in self._kv]
         self._running = [self._running[i] for i in keep]
+        self._cache = self._running_cache([[layer.keys.index_select(0, idx)[:, :, first:],
+                                            layer.values.index_select(0, idx)[:, :, first:]]
+                                           for layer in self._cache.layers])
+
+    def _running_cache(self, kv: list[list]):
+        """A cache over `kv` (per layer [keys, values]) with room for the running rows' next tokens:
+        as many columns as the longest remaining reply, at most GROW_COLUMNS at a time (an 8B
+        model's cache is ~128 KB a row and token)."""
+        from transformers import DynamicCache
+
+        left = max((r.max_new - len(r.out_ids) for r in self._running if r.finish is None), default=1)
+        room = max(1, min(left, GROW_COLUMNS))
+        cache = DynamicCache(config=_base_config(self.model))
+        layer_cls = _grow_layer()
+        cache.layers = [layer_cls(k, v, room) for k, v in kv]
+        return cache
 
     # ---- the prefix cache ---------------------------------------------------------------------------
     def _pkey(self, r: _Req) -> tuple:
@@ -608,9 +652,69 @@ def stop_token_ids(model, tokenizer) -> set[int]:
     return ids
 
 
+def _cache_kwarg(model) -> str:
+    """The forward argument that takes the KV cache: transformers 5.24 renamed `past_key_values`
+    to `cache` (the old name warns until 5.40); the GPU stack's 5.17 only knows the old one."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def _base_config(model):
     cfg = model.config
     return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+
+GROW_COLUMNS = 128  # cache columns added at a time to the running batch's buffers
+
+
+@functools.lru_cache(maxsize=None)
+def _grow_layer():
+    """A transformers cache layer whose keys and values live in a buffer with free columns at the
+    end: `update` writes the new columns in place and returns views (DynamicLayer's update is a
+    torch.cat, a copy of the whole layer for every decoded token). Built on first use because
+    transformers is imported lazily."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowLayer(DynamicLayer):
+        def __init__(self, keys, values, room: int):
+            super().__init__()
+            self.device, self.dtype = keys.device, keys.dtype
+            self.n = keys.shape[2]
+            self._k = self._alloc(keys, self.n + room)
+            self._v = self._alloc(values, self.n + room)
+            self.is_initialized = True
+            self._views()
+
+        @staticmethod
+        def _alloc(x, columns: int):
+            buf = x.new_empty((x.shape[0], x.shape[1], columns, x.shape[3]))
+            buf[:, :, :x.shape[2]] = x
+            return buf
+
+        def _views(self) -> None:
+            self.keys = self._k[:, :, :self.n]
+            self.values = self._v[:, :, :self.n]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            q = key_states.shape[2]
+            if self.n + q > self._k.shape[2]:
+                grow = max(q, GROW_COLUMNS)
+                self._k = self._alloc(self.keys, self.n + grow)
+                self._v = self._alloc(self.values, self.n + grow)
+            self._k[:, :, self.n:self.n + q] = key_states
+            self._v[:, :, self.n:self.n + q] = value_states
+            self.n += q
+            self._views()
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.n
+
+    return GrowLayer
 
 
 def _set_layer(layer, keys, values) -> None:

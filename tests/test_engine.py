@@ -216,3 +216,38 @@ def test_streams_from_many_threads(engine):
         t.join(60)
     for i in range(6):
         assert results[i] == reference(engine, conv(f"Task number {i}"), [None, "run-a", "run-b"][i % 3])
+
+
+def test_a_decode_step_writes_the_running_cache_in_place(engine):
+    """Between joins and leaves a step writes one column into the running cache's buffer; the
+    buffers are not reallocated (transformers' DynamicLayer copies the whole cache every step)."""
+    long = SamplingConfig(max_new_tokens=40, temperature=0.8, repetition_penalty=1.0, seed=3)
+    seen = []
+    for states in engine.stream_rows([Row(conv("Plan my day"), None, long), Row(conv("hi there"), "run-a", long)]):
+        with engine._lock:  # between two steps
+            cache = engine.batcher._cache
+            if cache is not None and all(not s.done for s in states):
+                layer = cache.layers[0]
+                seen.append((layer._k.data_ptr(), layer.n, layer.keys.shape[2]))
+    assert len(seen) > 5
+    assert all(n == cols for _, n, cols in seen)  # the views the model reads are exactly the filled columns
+    assert [n for _, n, _ in seen] == sorted(n for _, n, _ in seen)
+    # steps without a join or a leave reuse the buffer: at most one reallocation per GROW_COLUMNS
+    assert len({ptr for ptr, _, _ in seen}) <= 1 + len(seen) // 32
+
+
+def test_close_stops_the_worker_and_refuses_new_rows(tiny_model_dir):
+    e = ChatEngine(str(tiny_model_dir), Settings.from_env(env={}))
+    long = SamplingConfig(max_new_tokens=400, temperature=0.8, repetition_penalty=1.0)
+    gen = e.stream_rows([Row(conv("Plan my day"), None, long)])
+    next(gen)
+    worker = e.batcher._worker
+    assert worker.is_alive()
+    e.close()
+    assert not worker.is_alive()
+    final = None
+    for final in gen:  # the unfinished reply ends as cancelled instead of hanging its reader
+        pass
+    assert final is None or final[0].done
+    with pytest.raises(RuntimeError, match="closed"):
+        e.generate_rows([Row(conv("hi"), None, GREEDY)])

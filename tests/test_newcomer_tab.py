@@ -254,27 +254,37 @@ def test_both_bad_counts_the_same_in_win_rate_and_bradley_terry():
     assert "both bad" in stats.RULE and "Bradley-Terry" in stats.RULE
 
 
-@pytest.mark.skip(reason="the Arena base-model filter (#13) leaves out this test's runs trained on the tiny model; the test needs runs on the studio base; see the closing note of 2026-12-02")
 def test_admin_chooses_the_arena_contenders(root_settings):
     import json
 
+    import yaml
+
     from pipeline.arena import Arena
 
-    for name in ("good-run", "smoke-run"):
+    # Finished runs trained on the studio's own base (the Arena pairs only those, #13), and one
+    # trained on another base that no admin choice can bring in.
+    for name, base in (("good-run", root_settings.base_model), ("smoke-run", root_settings.base_model),
+                       ("other-base", "llama-3.1-8b-instruct")):
         run = root_settings.runs_dir / name
         (run / "adapter").mkdir(parents=True)
         (run / "adapter" / "adapter_config.json").write_text("{}")
         (run / "status.json").write_text(json.dumps({"state": "finished"}))
+        (run / "config.yaml").write_text(yaml.safe_dump({"base_model": base}))
     arena = Arena(root_settings, lambda: None)
     assert set(arena.contenders()) == {"base", "good-run", "smoke-run"} and arena.chosen_contenders() is None
     assert arena.set_contenders(["good-run"]) == ["good-run"]
     assert set(Arena(root_settings, lambda: None).contenders()) == {"base", "good-run"}  # kept on disk
+    assert Arena(root_settings, lambda: None).chosen_contenders() == ["good-run"]
     with pytest.raises(UserError, match="not finished runs"):
         arena.set_contenders(["no-such-run"])
+    with pytest.raises(UserError, match="not finished runs"):  # on another base: not choosable either
+        arena.set_contenders(["good-run", "other-base"])
     with pytest.raises(UserError, match="at least one"):
         arena.set_contenders([])
-    arena.set_contenders(None)
+    assert set(arena.contenders()) == {"base", "good-run"}  # a refused choice leaves the old one
+    assert arena.set_contenders(None) == ["good-run", "smoke-run"]
     assert set(arena.contenders()) == {"base", "good-run", "smoke-run"}
+    assert "other-base" in arena.left_out()
 
 
 # ---- cosmetics: the exported data card names no absolute local path -------------------------
