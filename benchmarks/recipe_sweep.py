@@ -4,6 +4,7 @@ set, print one table.
     nice -n 19 python -m benchmarks.recipe_sweep                      # every setting below
     nice -n 19 python -m benchmarks.recipe_sweep A-cpu-demo B-5-epochs  # some of them
     python -m benchmarks.recipe_sweep --table                         # only print what is on disk
+                                                                      # (also what `python -m benchmarks` does)
     python -m benchmarks.recipe_sweep --runs-dir runs/sweep --limit 16  # a quicker look
     python -m benchmarks.recipe_sweep --base DIR --max-steps 2 --limit 2 --runs-dir /tmp/s  # the machinery only
     nice -n 19 python -m benchmarks.recipe_sweep E-5ep-lr-6e-4 --dpo-from E-5ep-lr-6e-4  # + a DPO round
@@ -119,7 +120,10 @@ def table(names: list[str], runs_dir: Path) -> list[dict]:
         # a DPO round is compared with its SFT parent, every other setting with the reference
         ref = runs_dir / (name[:-len("+dpo")] if name.endswith("+dpo") else SETTINGS[0][0])
         if not run.has_results():
-            rows.append({"setting": name, "missing": "not evaluated"})
+            st = run.status() if run.exists() else {}
+            state = (f"{st.get('state')} at step {st.get('step')}/{st.get('max_steps')}, not evaluated" if st
+                     else "not started")
+            rows.append({"setting": name, "missing": state})
             continue
         res, summ = run.results(), run.summary()
         ab, ma, mb = res.ab, res.adapter_metrics, res.base_metrics
@@ -178,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                                                            "against that parent")
     p.add_argument("--self-play", type=int, default=32, help="DPO: curated conversations to self-play (default 32)")
     p.add_argument("--table", action="store_true", help="print the table of what is on disk; train nothing")
+    # `python -m benchmarks` (every benchmark, `make benchmarks`) calls main([]): print what is on disk
+    # rather than start an hour of training; the sweep itself runs from its own command line.
+    if argv is not None and not argv:
+        argv = ["--table"]
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     known = {s[0]: s for s in SETTINGS}
     unknown = [s for s in a.settings + ([a.dpo_from] if a.dpo_from else []) if s not in known]

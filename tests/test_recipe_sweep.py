@@ -5,9 +5,13 @@ with its SFT parent, the table is read back from the run folders, and a finished
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks import recipe_sweep
 
 
+# four CLI processes (train, eval, DPO train, eval), each importing torch: ~2 min quiet, ~9 under load
+@pytest.mark.timeout(1200)
 def test_sweep_trains_evaluates_and_tabulates_then_reuses(tiny_model_dir, tmp_path, capsys):
     runs = tmp_path / "sweep"
     common = ["--runs-dir", str(runs), "--base", str(tiny_model_dir), "--max-steps", "2", "--limit", "2",
