@@ -65,7 +65,7 @@ def prepare(work: Path):
 
     settings = Settings.from_env(env={}, work_dir=work, base_model="smollm2-135m")
     model_dir = prepare_embedded(settings)
-    make_finished_run(settings.runs_dir, model_dir, "run-bench", r=8)
+    make_finished_run(settings.runs_dir, model_dir, "run-bench", r=8, base_model="smollm2-135m")
     return settings
 
 

@@ -183,6 +183,7 @@ def _run_eval(cfg: EvalConfig, settings, progress: ProgressWriter, *, engine, ju
 
     # ---- generation (reused when the same replies are already on disk) --------------------
     rows_by_model = {}
+    own_engine = engine is None
     for label, adapter, sha in (("base", None, None), ("adapter", ADAPTER_NAME, adapter_sha)):
         keys = {p.id: reply_key(p, base, sha, cfg.sampling, system_prompt) for p in prompts}
         path = out_dir / f"responses_{label}.jsonl"
@@ -193,7 +194,7 @@ def _run_eval(cfg: EvalConfig, settings, progress: ProgressWriter, *, engine, ju
             timing[f"generate_{label}_s"] = "reused"
         else:
             if engine is None:
-                engine = load_engine(base, settings)
+                engine = load_engine(base, settings)  # closed below, once both sides are generated
             if adapter is not None:
                 engine.attach_adapter(ADAPTER_NAME, adapter_dir)
             t0 = time.perf_counter()
@@ -202,6 +203,8 @@ def _run_eval(cfg: EvalConfig, settings, progress: ProgressWriter, *, engine, ju
             timing[f"generate_{label}_s"] = round(time.perf_counter() - t0, 1)
             write_jsonl(path, rows)  # saved before judging: a judge failure loses no generation
         rows_by_model[label] = rows
+    if own_engine and engine is not None:
+        engine.close()  # its worker thread must not outlive the process (see Batcher.close)
 
     # ---- judging --------------------------------------------------------------------------
     t0 = time.perf_counter()

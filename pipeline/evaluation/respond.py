@@ -137,21 +137,26 @@ def respond(cfg: RespondConfig, settings, *, engine: ChatEngine | None = None, e
         from ..spec import load_persona
 
         system_prompt = load_persona(cfg.persona or settings.persona_dir()).spec.system_prompt
+    own = engine is None
     engine = engine or load_engine(cfg.base, settings)
-    name, sha = None, None
-    if cfg.adapter is not None:
-        engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
-        name, sha = ADAPTER_NAME, dir_sha256(cfg.adapter)
-    # Beside the output file, the same progress file an evaluation writes (`<out>.progress.json`).
-    writer = ProgressWriter(progress_path_for(cfg.out) if cfg.out is not None else None,
-                            [f"{'adapter' if name else 'base'} replies"])
-    writer.stage(writer.stages[0], len(prompts))
     try:
-        rows = generate_replies(engine, prompts, name, cfg.sampling, system_prompt, cfg.batch_size,
-                                base=cfg.base, adapter_sha=sha, echo=echo, progress=writer.advance)
-    except Exception as exc:
-        writer.fail(f"{type(exc).__name__}: {exc}")
-        raise
+        name, sha = None, None
+        if cfg.adapter is not None:
+            engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
+            name, sha = ADAPTER_NAME, dir_sha256(cfg.adapter)
+        # Beside the output file, the same progress file an evaluation writes (`<out>.progress.json`).
+        writer = ProgressWriter(progress_path_for(cfg.out) if cfg.out is not None else None,
+                                [f"{'adapter' if name else 'base'} replies"])
+        writer.stage(writer.stages[0], len(prompts))
+        try:
+            rows = generate_replies(engine, prompts, name, cfg.sampling, system_prompt, cfg.batch_size,
+                                    base=cfg.base, adapter_sha=sha, echo=echo, progress=writer.advance)
+        except Exception as exc:
+            writer.fail(f"{type(exc).__name__}: {exc}")
+            raise
+    finally:
+        if own:
+            engine.close()
     if cfg.out is not None:
         write_jsonl(cfg.out, rows)
     writer.finish()
