@@ -26,13 +26,12 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.arena_load import PROMPTS, free_port, load_avg, pct, prepare  # noqa: E402
+from benchmarks.arena_load import PROMPTS, free_port, load_avg, pct, prepare, wait_until_up  # noqa: E402
 
 MORE = ["Remind me to call the bank tomorrow", "Mark the budget review as done",
         "Which tasks are overdue?", "Move my dentist appointment to Monday",
@@ -50,17 +49,8 @@ def start_server(work: Path) -> tuple[subprocess.Popen, str, Path]:
                             cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited: {log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=5)
-            return proc, f"{url}/v1", log
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise RuntimeError("serve did not start in 300 s")
+    wait_until_up(proc, f"{url}/health", log)
+    return proc, f"{url}/v1", log
 
 
 def one_stream(client, model: str, prompt: str, max_tokens: int) -> dict:

@@ -30,11 +30,14 @@ LoRA variants such as DoRA, which do not read `scaling` that way).
 
 Prefix cache: the persona's system prompt starts every request. Its KV (per adapter: LoRA on
 k/v projections changes it) is computed once, kept in a small LRU, and copied in front of each
-new row, so a prefill only computes the user's turn.
+new row, so a prefill only computes the user's turn. A request with task context (its system
+message is the persona prompt and then the context) reuses the longest token prefix it shares
+with a cached one.
 
 Isolation: a row that fails to tokenize fails alone at submit; a batched prefill that raises is
-retried row by row, so only the failing row ends with finish_reason "error" and its neighbours
-complete (issue 18: one bad request used to fail every battle in its batch).
+retried row by row, and so is a decode step that raises, so only the failing row ends with
+finish_reason "error" and its neighbours complete (issue 18: one bad request used to fail every
+battle in its batch).
 """
 
 from __future__ import annotations
@@ -448,10 +451,54 @@ class Batcher:
         ids = torch.tensor([[r.out_ids[-1]] for r in rows], dtype=torch.long, device=dev)
         pos = torch.tensor([[len(r.prompt_ids) + len(r.out_ids) - 1] for r in rows], dtype=torch.long, device=dev)
         self._mask = torch.cat([self._mask, torch.ones((len(rows), 1), dtype=torch.bool, device=dev)], 1)
-        logits = self._forward(ids, pos, self._mask, self._cache, [r.adapter for r in rows])
+        filled = [layer.n for layer in self._cache.layers]
+        try:
+            logits = self._forward(ids, pos, self._mask, self._cache, [r.adapter for r in rows])
+        except Exception as exc:
+            if len(rows) == 1:
+                raise
+            # one row may be at fault (its adapter, its sampling): each row alone, so only the
+            # failing one ends; the layers the failed step already wrote are rolled back
+            log.warning("batched decode step failed (%s); retrying its %d rows one by one", exc, len(rows))
+            for layer, n in zip(self._cache.layers, filled):
+                layer.truncate(n)
+            logits = self._decode_rows_alone(ids, pos)
+            rows = self._running
         self.stats["steps"] += 1
         self.stats["max_rows_seen"] = max(self.stats["max_rows_seen"], len(rows))
         self._sample(rows, logits)
+
+    def _decode_rows_alone(self, ids, pos):
+        """The decode step row by row (after the batched step failed); rows that fail again end
+        with finish_reason "error", the others go on in a batch rebuilt from their own caches.
+        Returns the survivors' logits; `_running`, `_cache` and `_mask` then hold only them."""
+        import torch
+        from transformers import DynamicCache
+
+        layer_cls = _grow_layer()
+        keep, caches, logits = [], [], []
+        for i, r in enumerate(self._running):
+            cache = DynamicCache(config=_base_config(self.model))
+            cache.layers = [layer_cls(layer.keys[i:i + 1], layer.values[i:i + 1], 1) for layer in self._cache.layers]
+            try:
+                out = self._forward(ids[i:i + 1], pos[i:i + 1], self._mask[i:i + 1], cache, [r.adapter])
+            except Exception as exc:
+                self._finish(r, "error", _describe(exc))
+                self.stats["row_errors"] += 1
+                continue
+            keep.append(i)
+            caches.append(cache)
+            logits.append(out)
+        idx = torch.tensor(keep, dtype=torch.long, device=self._mask.device)
+        self._mask = self._mask.index_select(0, idx)
+        self._running = [self._running[i] for i in keep]
+        if not keep:
+            self._cache = None
+            return torch.empty((0, 0))
+        self._cache = self._running_cache([[torch.cat([c.layers[li].keys for c in caches], 0),
+                                            torch.cat([c.layers[li].values for c in caches], 0)]
+                                           for li in range(len(caches[0].layers))])
+        return torch.cat(logits, 0)
 
     def _forward(self, ids, pos, cols, cache, adapters: list[str | None]):
         """One forward pass; returns float32 logits of each row's last position."""
@@ -592,6 +639,9 @@ class Batcher:
             self._prefix.move_to_end(key)
             self.stats["prefix_hits"] += 1
             return plen
+        shared = self._shared_prefix(r)
+        if shared:
+            return shared
         import torch
 
         dev = self._device()
@@ -608,6 +658,34 @@ class Batcher:
         while len(self._prefix) > self.prefix_cache_size:
             self._prefix.popitem(last=False)
         return plen
+
+    def _shared_prefix(self, r: _Req) -> int:
+        """Reuse the longest token prefix this row shares with a cached prefix of its adapter.
+
+        A request with task context has its own system message (the persona prompt, then the
+        Task API context), so its whole system prefix is never cached; its first part, the
+        persona prompt, is. Keys and values at a position depend only on the tokens up to it,
+        so the first n columns of any cached prefix are exactly the KV of its first n tokens."""
+        best, source = 0, None
+        for (adapter, ids), kv in self._prefix.items():
+            if adapter != r.adapter:
+                continue
+            n = 0
+            for a, b in zip(ids, r.prompt_ids):
+                if a != b:
+                    break
+                n += 1
+            if n > best:
+                best, source = n, kv
+        best = min(best, len(r.prompt_ids) - 1)  # at least one token for the prefill
+        if best < MIN_SHARED_PREFIX:
+            return 0
+        r.prefix_len = best
+        self._prefix[self._pkey(r)] = [[k[:, :, :best], v[:, :, :best]] for k, v in source]
+        while len(self._prefix) > self.prefix_cache_size:
+            self._prefix.popitem(last=False)
+        self.stats["prefix_hits"] += 1
+        return best
 
     def model_changed(self, model, adapter: str | None = None) -> None:
         """An adapter was attached (the model may now be a PeftModel): its LoRA layers are found
@@ -667,6 +745,7 @@ def _base_config(model):
     return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
 
 
+MIN_SHARED_PREFIX = 16  # a shorter shared prefix is not worth a cache entry
 GROW_COLUMNS = 128  # cache columns added at a time to the running batch's buffers
 
 
@@ -713,6 +792,11 @@ def _grow_layer():
 
         def get_seq_length(self) -> int:
             return self.n
+
+        def truncate(self, n: int) -> None:
+            """Forget the columns after the first `n` (a failed step's partial writes)."""
+            self.n = n
+            self._views()
 
     return GrowLayer
 

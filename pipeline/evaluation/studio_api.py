@@ -10,6 +10,7 @@ What it hands the tab are rows (lists of dicts) and dataclasses; the tab makes t
 from __future__ import annotations
 
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,9 +127,14 @@ def job_progress(job) -> Progress:
                         run=job.run_dir)
     if state == "running" and p.state == "failed":
         state = "failed"
+    elapsed, eta = p.elapsed_s, None
+    if state == "running":
+        # The file is rewritten once per batch; between writes the clock keeps going.
+        since = max(0.0, time.time() - p.updated_at)
+        elapsed = round(p.elapsed_s + since, 1)
+        eta = None if p.eta_s is None else round(max(0.0, p.eta_s - since), 1)
     return Progress(state, stage=p.stage, done=p.done, total=p.total,
-                    fraction=1.0 if state == "finished" else p.fraction,
-                    eta_s=p.eta_s if state == "running" else None, elapsed_s=p.elapsed_s,
+                    fraction=1.0 if state == "finished" else p.fraction, eta_s=eta, elapsed_s=elapsed,
                     next_stages=p.next_stages if state == "running" else [], run=job.run_dir)
 
 

@@ -19,6 +19,7 @@ import pandas as pd
 from pipeline.evaluation import studio_api as api
 
 from ..downloads import run_downloads
+from ..fields import optional_number
 
 
 def frame(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
@@ -34,7 +35,7 @@ def _duration(s: float) -> str:
 def progress_html(p: api.Progress) -> str:
     """The evaluation's bar, like the Train tab's: stage, prompts done/total, percent, ETA."""
     if p.state == "none":
-        return "<div>No evaluation has run yet.</div>"
+        return ""  # the job line above already says "No evaluation has run yet."
     if p.state == "starting":
         return ("<div><b>starting</b>: loading the model (no reply yet)<br>"
                 "<progress max='1' style='width:100%'></progress></div>")
@@ -46,7 +47,8 @@ def progress_html(p: api.Progress) -> str:
     if p.eta_s is not None:
         line += f", ETA {_duration(p.eta_s)} for this stage"
     if p.elapsed_s is not None:
-        line += f", {_duration(p.elapsed_s)} so far" if p.state == "running" else f", took {_duration(p.elapsed_s)}"
+        line += {"running": f", {_duration(p.elapsed_s)} so far",
+                 "finished": f", took {_duration(p.elapsed_s)}"}.get(p.state, f", after {_duration(p.elapsed_s)}")
     then = f"<br><small>then: {html.escape(', '.join(p.next_stages))}</small>" if p.next_stages else ""
     return (f"<div>{line}<br><progress value='{p.fraction:.3f}' max='1' style='width:100%'></progress>"
             f"{then}</div>")
@@ -69,16 +71,17 @@ def create_tab(ctx) -> None:
                          info="reader: offline, the embedded model's reading + grounding, with measured agreement "
                               "(docs/judges.md). rubric: lexicon heuristic. llm: the judge endpoint ("
                               + settings.judge.describe() + ").")
-        limit = gr.Number(None, label="Only the first N prompts", precision=0, elem_id="eval-limit",
+        limit = optional_number("Only the first N prompts", precision=0, elem_id="eval-limit", placeholder="all",
                           info="Empty: the whole eval set.")
         max_new = gr.Number(96, label="Max new tokens", precision=0, minimum=1, elem_id="eval-max-new")
     default_s, why = api.default_decoding(settings)
     with gr.Row():
         # Empty = the run's base model's default decoding (pipeline.models); base and adapter always
         # answer with the same settings, and EVALUATION_RESULTS.json records them.
-        temperature = gr.Number(None, label="Temperature (0 = greedy)", minimum=0, elem_id="eval-temperature",
+        temperature = optional_number("Temperature (0 = greedy)", minimum=0, elem_id="eval-temperature",
+                                placeholder="default",
                                 info=f"Empty: the base model's default ({settings.base_model}: {default_s.describe()}; {why}).")
-        top_p = gr.Number(None, label="Top-p", minimum=0, maximum=1, elem_id="eval-top-p",
+        top_p = optional_number("Top-p", minimum=0, maximum=1, elem_id="eval-top-p", placeholder="default",
                           info="Empty: the base model's default.")
     with gr.Row():
         start = gr.Button("Evaluate (background job)", variant="primary", elem_id="eval-start")
