@@ -8,6 +8,7 @@
       adapter/                    the PEFT adapter + tokenizer files
       train_summary.json          final_loss, runtime_s, adapter_size_bytes, data_sha256, ...
       eval/EVALUATION_RESULTS.json  the evaluation (pipeline.evaluation.results, one typed model)
+      eval/progress.json          how far a running evaluation has got (pipeline.evaluation.progress)
       package/                    the publishable package (pipeline.package)
 
 Every stage, tab and the Arena reach these files through a `RunFolder` (paths as properties,
@@ -87,6 +88,13 @@ class RunFolder:
         from .evaluation.results import RESULTS_FILE
 
         return self.eval_dir / RESULTS_FILE
+
+    @property
+    def eval_progress_path(self) -> Path:
+        """How far a running evaluation has got (pipeline.evaluation.progress writes and reads it)."""
+        from .evaluation.progress import PROGRESS_FILE
+
+        return self.eval_dir / PROGRESS_FILE
 
     @property
     def package_dir(self) -> Path:

@@ -273,7 +273,7 @@ class Arena:
                 break
             yield last
         assert last is not None
-        b.finish_turn(last.left, last.right)
+        b.finish_turn(last.left, last.right, *last.cut_at())
         yield last
 
     # ---- the vote -------------------------------------------------------------------------------

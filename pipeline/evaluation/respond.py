@@ -16,12 +16,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UserError
 from ..inference import ChatEngine, SamplingConfig, default_sampling, load_engine
 from ..jsonl import read_jsonl, write_jsonl
 from ..prompting import with_persona_system
 from .evalset import EvalPrompt, load_eval_set
+from .progress import ProgressWriter
 
 ADAPTER_NAME = "candidate"
 # 96 new tokens ~ 70 words: the persona's replies are 20-120 words, and at ~17 tokens/s on 2
@@ -101,7 +103,9 @@ class RespondConfig:
 
 def generate_replies(engine: ChatEngine, prompts: list[EvalPrompt], adapter: str | None, sampling: SamplingConfig,
                      system_prompt: str | None, batch_size: int = 8, *, base: str = "", adapter_sha: str | None = None,
-                     echo=None) -> list[dict]:
+                     echo=None, progress: Callable[[int], None] | None = None) -> list[dict]:
+    """One reply row per prompt, `batch_size` conversations per engine call; after each batch
+    `progress(replies so far)` (the evaluation's progress file, pipeline/evaluation/progress.py)."""
     convs = [with_persona_system(p.messages, system_prompt) for p in prompts]
     rows: list[dict] = []
     t0 = time.perf_counter()
@@ -111,6 +115,8 @@ def generate_replies(engine: ChatEngine, prompts: list[EvalPrompt], adapter: str
             rows.append({**p.to_dict(), "reply": r, "model": {"base": base, "adapter": adapter, "adapter_sha256": adapter_sha},
                          "sampling": sampling.to_dict(), "system_prompt": system_prompt is not None,
                          "key": reply_key(p, base, adapter_sha, sampling, system_prompt)})
+        if progress:
+            progress(len(rows))
         if echo:
             echo(f"  {adapter or 'base'}: {len(rows)}/{len(convs)} replies ({time.perf_counter() - t0:.0f}s)")
     return rows
@@ -137,13 +143,33 @@ def respond(cfg: RespondConfig, settings, *, engine: ChatEngine | None = None, e
         from ..spec import load_persona
 
         system_prompt = load_persona(cfg.persona or settings.persona_dir()).spec.system_prompt
+    own = engine is None
     engine = engine or load_engine(cfg.base, settings)
-    name, sha = None, None
-    if cfg.adapter is not None:
-        engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
-        name, sha = ADAPTER_NAME, dir_sha256(cfg.adapter)
-    rows = generate_replies(engine, prompts, name, cfg.sampling, system_prompt, cfg.batch_size,
-                            base=cfg.base, adapter_sha=sha, echo=echo)
+    try:
+        name, sha = None, None
+        if cfg.adapter is not None:
+            engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
+            name, sha = ADAPTER_NAME, dir_sha256(cfg.adapter)
+        # Beside the output file, the same progress file an evaluation writes (`<out>.progress.json`).
+        writer = ProgressWriter(progress_path_for(cfg.out) if cfg.out is not None else None,
+                                [f"{'adapter' if name else 'base'} replies"])
+        writer.stage(writer.stages[0], len(prompts))
+        try:
+            rows = generate_replies(engine, prompts, name, cfg.sampling, system_prompt, cfg.batch_size,
+                                    base=cfg.base, adapter_sha=sha, echo=echo, progress=writer.advance)
+        except Exception as exc:
+            writer.fail(f"{type(exc).__name__}: {exc}")
+            raise
+    finally:
+        if own:
+            engine.close()
     if cfg.out is not None:
         write_jsonl(cfg.out, rows)
+    writer.finish()
     return rows
+
+
+def progress_path_for(out: str | Path) -> Path:
+    """Where `respond --out FILE.jsonl` writes its progress: FILE.progress.json."""
+    out = Path(out)
+    return out.with_name(out.stem + ".progress.json")

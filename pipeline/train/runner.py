@@ -545,6 +545,7 @@ def _self_play(p: Prepared, echo: bool) -> list[dict]:
     rows = pref.self_play_pairs(records, engine=engine, adapter="parent", judge=judge, system_prompt=p.system_prompt,
                                 samples=p.cfg.self_play_samples, seed=p.cfg.seed,
                                 echo=(lambda m: print(m, flush=True)) if echo else None)
+    engine.close()
     del engine
     return rows
 
