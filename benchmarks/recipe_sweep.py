@@ -24,8 +24,8 @@ The base model's replies are generated once: the first evaluated run's `eval/res
 is copied into the next run's eval folder, and `pipeline eval` reuses it only when every reply's
 key (base, sampling, system prompt, prompt) matches, so nothing stale is ever judged.
 
-Columns: setting | steps | training time (wall, from train_summary.json; the machine's load is
-printed beside it, since other work slows it) | final loss | mean overall adapter / base (1-10,
+Columns: setting | steps | training time (wall, from train_summary.json) with the machine's 1-minute
+load average when it started and ended (RUNS_DIR/<setting>.load.json; other work slows training) | final loss | mean overall adapter / base (1-10,
 the judge's) | win rate vs base [Wilson 95%] (both orders, a tie counts half) | violations per
 64 replies adapter / base | win rate vs the first setting (today's cpu-demo), same judge, same
 sampling | the judge's name and version.
@@ -34,6 +34,7 @@ sampling | the judge's name and version.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -75,6 +76,23 @@ def _load() -> str:
         return "load n/a"
 
 
+def _train(name: str, args: list[str], runs_dir: Path) -> None:
+    """Run one training command and record the machine's load average beside it (RUNS_DIR/NAME.load.json):
+    a training time means little without the load it was measured under."""
+    load_file = runs_dir / f"{name}.load.json"
+    before = os.getloadavg()[0]
+    _py(args, runs_dir / f"{name}.train.log")
+    prev = json.loads(load_file.read_text()) if load_file.is_file() else []  # one entry per (resumed) segment
+    load_file.write_text(json.dumps(prev + [{"start": round(before, 1), "end": round(os.getloadavg()[0], 1)}]))
+
+
+def _train_load(runs_dir: Path, name: str) -> str:
+    f = runs_dir / f"{name}.load.json"
+    if not f.is_file():
+        return "n/a"
+    return ", ".join(f"{x['start']}-{x['end']}" for x in json.loads(f.read_text()))
+
+
 def run_setting(name: str, flags: list[str], runs_dir: Path, limit: int | None, extra: list[str] = ()) -> None:
     from pipeline.runs import RunFolder
 
@@ -84,7 +102,7 @@ def run_setting(name: str, flags: list[str], runs_dir: Path, limit: int | None, 
         resume = run.exists() and run.last_checkpoint() is not None
         args = ["train", "--resume", str(run.path)] if resume else \
             ["train", "--preset", "cpu-demo", *flags, *extra, "--out", str(run.path), "--quiet"]
-        _py(args, runs_dir / f"{name}.train.log")
+        _train(name, args, runs_dir)
     if not run.has_results() or (limit and run.results().eval_set.n != limit):
         base_replies = [p for p in sorted(runs_dir.glob("*/eval/responses_base.jsonl")) if p.parent.parent != run.path]
         if base_replies and not (run.eval_dir / "responses_base.jsonl").is_file():
@@ -103,9 +121,9 @@ def run_dpo(parent: str, runs_dir: Path, limit: int | None, self_play: int, extr
     if not run.is_finished():
         print(f"{name}: preference round ({_load()})", flush=True)
         resume = run.exists() and run.last_checkpoint() is not None
-        _py(["train", "--resume", str(run.path)] if resume else
-            ["train", "--method", "dpo", "--from-run", str(runs_dir / parent), "--self-play", str(self_play),
-             *extra, "--out", str(run.path), "--quiet"], runs_dir / f"{name}.train.log")
+        _train(name, ["train", "--resume", str(run.path)] if resume else
+               ["train", "--method", "dpo", "--from-run", str(runs_dir / parent), "--self-play", str(self_play),
+                *extra, "--out", str(run.path), "--quiet"], runs_dir)
     run_setting(name, [], runs_dir, limit)  # trained already: only evaluates
     return name
 
@@ -132,6 +150,7 @@ def table(names: list[str], runs_dir: Path) -> list[dict]:
             vs_ref = head_to_head(str(run.path), str(ref), judge=JUDGE)
         rows.append({
             "setting": name, "steps": summ.get("steps"), "train_s": summ.get("runtime_s"),
+            "load": _train_load(runs_dir, name),
             "final_loss": summ.get("final_loss"), "n": ab.n,
             "overall": (ma.get("overall_mean"), mb.get("overall_mean")),
             "win": (ab.win_rate, ab.ci_low, ab.ci_high, ab.wins, ab.losses, ab.ties),
@@ -147,7 +166,7 @@ def _fmt_rate(rate, lo, hi) -> str:
 
 
 def render(rows: list[dict]) -> str:
-    head = (f"| setting | steps | training | final loss | eval prompts | overall adapter / base | win rate vs base [95%] (W-L-T) "
+    head = (f"| setting | steps | training (load avg start-end) | final loss | eval prompts | overall adapter / base | win rate vs base [95%] (W-L-T) "
             f"| violations /64 adapter / base | vs reference [95%] (W-L-T) | judge |")
     out = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in rows:
@@ -155,7 +174,7 @@ def render(rows: list[dict]) -> str:
             out.append(f"| {r['setting']} | {r['missing']} |")
             continue
         w = r["win"]
-        t = f"{r['train_s'] / 60:.1f} min" if r["train_s"] else "n/a"
+        t = f"{r['train_s'] / 60:.1f} min ({r['load']})" if r["train_s"] else "n/a"
         v = r["vs_ref"]
         vs = (f"vs {r['vs']}: {_fmt_rate(v['win_rate'], v['ci_low'], v['ci_high'])} ({v['wins']}-{v['losses']}-"
               f"{v['ties']})" if v else "(reference)")

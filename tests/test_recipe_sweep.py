@@ -21,6 +21,7 @@ def test_sweep_trains_evaluates_and_tabulates_then_reuses(tiny_model_dir, tmp_pa
     for name in ("A-cpu-demo", "A-cpu-demo+dpo"):
         assert (runs / name / "adapter" / "adapter_config.json").is_file(), name
         assert (runs / name / "eval" / "EVALUATION_RESULTS.json").is_file(), name
+        assert (runs / f"{name}.load.json").is_file(), name  # the load each training ran under
     assert (runs / "A-cpu-demo+dpo" / "pairs.jsonl").is_file()  # self-play pairs, as the round trained on
     rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
     assert "(reference)" in rows["A-cpu-demo"] and "vs A-cpu-demo:" in rows["A-cpu-demo+dpo"]
