@@ -58,7 +58,7 @@ browser:
 GPU_VENV  := .venv-gpu
 GPU_PY    := $(GPU_VENV)/bin/python
 GPU_STAMP := $(GPU_VENV)/.installed
-GPU_TESTS ?= tests/test_gpu_stack.py tests/test_train.py tests/test_evaluation.py tests/test_package.py \
+GPU_TESTS ?= tests/test_gpu_stack.py tests/test_train.py tests/test_engine.py tests/test_evaluation.py tests/test_package.py \
              tests/test_hub_push.py tests/test_space_deploy.py tests/test_arena_battle.py
 
 test-gpu-stack: $(GPU_STAMP) model

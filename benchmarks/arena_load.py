@@ -65,7 +65,7 @@ def prepare(work: Path):
 
     settings = Settings.from_env(env={}, work_dir=work, base_model="smollm2-135m")
     model_dir = prepare_embedded(settings)
-    make_finished_run(settings.runs_dir, model_dir, "run-bench", r=8)
+    make_finished_run(settings.runs_dir, model_dir, "run-bench", r=8, base_model="smollm2-135m")
     return settings
 
 
@@ -164,17 +164,23 @@ def start_app(work: Path, max_new_tokens: int) -> tuple[subprocess.Popen, str, P
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=log.open("wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
+    wait_until_up(proc, f"{url}/config", log)
+    return proc, url, log
+
+
+def wait_until_up(proc: subprocess.Popen, probe_url: str, log: Path, timeout: float = 300) -> None:
+    """Until `probe_url` answers; the process's log tail if it exits first."""
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app exited: {log.read_text()[-3000:]}")
+            raise RuntimeError(f"{proc.args} exited: {log.read_text()[-3000:]}")
         try:
-            urllib.request.urlopen(f"{url}/config", timeout=5)
-            return proc, url, log
+            urllib.request.urlopen(probe_url, timeout=5)
+            return
         except OSError:
             time.sleep(0.5)
     proc.terminate()
-    raise RuntimeError("app did not start in 300 s")
+    raise RuntimeError(f"{proc.args} did not start in {timeout:.0f} s")
 
 
 def _assistant_text(chat) -> str:

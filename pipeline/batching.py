@@ -17,7 +17,10 @@ Layout of the KV cache: one tensor per layer, [rows, kv_heads, columns, head_dim
 left-padded to a common number of columns; a 4D additive mask hides each row's padding and
 every row's position ids are its own token count, so a row's numbers do not depend on its
 neighbours (padding contributes exp(-inf) = 0 to attention). When rows leave, the columns no
-remaining row uses are trimmed.
+remaining row uses are trimmed. The running batch's cache has room for the next columns
+(`_grow_layer`): a decode step writes its one new column in place, where transformers'
+DynamicLayer concatenates, i.e. copies every row's whole cache on every step; only a join or a
+leave copies the cache.
 
 Per-row adapters: every LoRA adapter present in the batch is active at once and its scale is a
 per-row tensor (the adapter's scale on its rows, 0 elsewhere), so `base(x) + B(A(x)) * 0` is
@@ -27,15 +30,19 @@ LoRA variants such as DoRA, which do not read `scaling` that way).
 
 Prefix cache: the persona's system prompt starts every request. Its KV (per adapter: LoRA on
 k/v projections changes it) is computed once, kept in a small LRU, and copied in front of each
-new row, so a prefill only computes the user's turn.
+new row, so a prefill only computes the user's turn. A request with task context (its system
+message is the persona prompt and then the context) reuses the longest token prefix it shares
+with a cached one.
 
 Isolation: a row that fails to tokenize fails alone at submit; a batched prefill that raises is
-retried row by row, so only the failing row ends with finish_reason "error" and its neighbours
-complete (issue 18: one bad request used to fail every battle in its batch).
+retried row by row, and so is a decode step that raises, so only the failing row ends with
+finish_reason "error" and its neighbours complete (issue 18: one bad request used to fail every
+battle in its batch).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import queue
@@ -176,13 +183,15 @@ class Batcher:
         self._waiting: "OrderedDict[str, deque[_Group]]" = OrderedDict()  # client -> groups, round-robin
         self._n_waiting = 0
         self._running: list[_Req] = []
-        self._kv: list[list] = []  # per layer [keys, values] for the running rows
+        self._cache = None  # the running rows' KV: a transformers cache of `_grow_layer`s, or None
         self._mask = None  # [rows, columns] bool: which cache columns a row attends to
         self._prefix: "OrderedDict[tuple, list]" = OrderedDict()  # (adapter, prefix ids) -> per-layer KV
         self._system_ids: dict[str, list[int]] = {}  # system prompt text -> its template's tokens
         self.use_prefix_cache = True
         self._lora: list | None = None  # the model's LoRA layers, found once per attached adapter
+        self._cache_kw: str | None = None  # the forward's name for the KV cache (differs across transformers)
         self._worker: threading.Thread | None = None
+        self._closed = False
         self.admitted: deque = deque(maxlen=1000)  # (client, group id) in admission order, for tests
         self.stats = {"steps": 0, "max_rows_seen": 0, "prefills": 0, "prefix_hits": 0, "rejected": 0,
                       "row_errors": 0, "cancelled": 0}
@@ -210,6 +219,8 @@ class Batcher:
             group.reqs.append(req)
         live = [r for r in group.reqs if r.finish is None]
         with self._cond:
+            if self._closed:
+                raise RuntimeError("the engine is closed")
             if not block and self._n_waiting + len(live) > self.max_waiting:
                 self.stats["rejected"] += 1
                 raise EngineBusy(f"The model is busy ({self._n_waiting} requests waiting): retry in a few seconds.")
@@ -244,6 +255,24 @@ class Batcher:
         group.cancel()
         with self._cond:
             self._cond.notify_all()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Cancel what is still queued or running and stop the worker thread. A process must not
+        exit with the worker alive: finalising torch under a live thread aborts the interpreter
+        ("terminate called without an active exception", exit 134) after the work is written."""
+        with self._cond:
+            self._closed = True
+            for groups in self._waiting.values():
+                for g in groups:
+                    g.cancel()
+            for r in self._running:
+                r.group.cancel()
+            self._cond.notify_all()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
+            if worker.is_alive():
+                log.warning("the engine worker did not stop within %.0f s", timeout)
 
     def generate(self, rows: list[Row], *, client: str = "default", block: bool = True) -> list[RowState]:
         last = None
@@ -289,8 +318,10 @@ class Batcher:
         torch.set_grad_enabled(False)
         while True:
             with self._cond:
-                while not self._running and not self._n_waiting:
+                while not self._running and not self._n_waiting and not self._closed:
                     self._cond.wait()
+                if self._closed and not self._running and not self._n_waiting:
+                    return
                 new = self._admit()
             try:
                 with self.lock, torch.inference_mode():
@@ -305,7 +336,7 @@ class Batcher:
                 for r in self._running:
                     if r.finish is None:
                         self._finish(r, "error", _describe(exc))
-                self._running, self._kv, self._mask = [], [], None
+                self._running, self._cache, self._mask = [], None, None
             with self._cond:
                 self._retire()
                 self._cond.notify_all()
@@ -420,14 +451,54 @@ class Batcher:
         ids = torch.tensor([[r.out_ids[-1]] for r in rows], dtype=torch.long, device=dev)
         pos = torch.tensor([[len(r.prompt_ids) + len(r.out_ids) - 1] for r in rows], dtype=torch.long, device=dev)
         self._mask = torch.cat([self._mask, torch.ones((len(rows), 1), dtype=torch.bool, device=dev)], 1)
-        cache = self._new_cache()
-        for layer, (k, v) in zip(cache.layers, self._kv):
-            _set_layer(layer, k, v)
-        logits = self._forward(ids, pos, self._mask, cache, [r.adapter for r in rows])
-        self._kv = [[layer.keys, layer.values] for layer in cache.layers]
+        filled = [layer.n for layer in self._cache.layers]
+        try:
+            logits = self._forward(ids, pos, self._mask, self._cache, [r.adapter for r in rows])
+        except Exception as exc:
+            if len(rows) == 1:
+                raise
+            # one row may be at fault (its adapter, its sampling): each row alone, so only the
+            # failing one ends; the layers the failed step already wrote are rolled back
+            log.warning("batched decode step failed (%s); retrying its %d rows one by one", exc, len(rows))
+            for layer, n in zip(self._cache.layers, filled):
+                layer.truncate(n)
+            logits = self._decode_rows_alone(ids, pos)
+            rows = self._running
         self.stats["steps"] += 1
         self.stats["max_rows_seen"] = max(self.stats["max_rows_seen"], len(rows))
         self._sample(rows, logits)
+
+    def _decode_rows_alone(self, ids, pos):
+        """The decode step row by row (after the batched step failed); rows that fail again end
+        with finish_reason "error", the others go on in a batch rebuilt from their own caches.
+        Returns the survivors' logits; `_running`, `_cache` and `_mask` then hold only them."""
+        import torch
+        from transformers import DynamicCache
+
+        layer_cls = _grow_layer()
+        keep, caches, logits = [], [], []
+        for i, r in enumerate(self._running):
+            cache = DynamicCache(config=_base_config(self.model))
+            cache.layers = [layer_cls(layer.keys[i:i + 1], layer.values[i:i + 1], 1) for layer in self._cache.layers]
+            try:
+                out = self._forward(ids[i:i + 1], pos[i:i + 1], self._mask[i:i + 1], cache, [r.adapter])
+            except Exception as exc:
+                self._finish(r, "error", _describe(exc))
+                self.stats["row_errors"] += 1
+                continue
+            keep.append(i)
+            caches.append(cache)
+            logits.append(out)
+        idx = torch.tensor(keep, dtype=torch.long, device=self._mask.device)
+        self._mask = self._mask.index_select(0, idx)
+        self._running = [self._running[i] for i in keep]
+        if not keep:
+            self._cache = None
+            return torch.empty((0, 0))
+        self._cache = self._running_cache([[torch.cat([c.layers[li].keys for c in caches], 0),
+                                            torch.cat([c.layers[li].values for c in caches], 0)]
+                                           for li in range(len(caches[0].layers))])
+        return torch.cat(logits, 0)
 
     def _forward(self, ids, pos, cols, cache, adapters: list[str | None]):
         """One forward pass; returns float32 logits of each row's last position."""
@@ -448,7 +519,10 @@ class Batcher:
         with _AdapterRows(self._lora, adapters) as fallback:
             if fallback is not None:
                 kw["adapter_names"] = fallback
-            out = self.model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos, cache=cache,
+            if self._cache_kw is None:
+                self._cache_kw = _cache_kwarg(self.model)
+            kw[self._cache_kw] = cache
+            out = self.model(input_ids=ids, attention_mask=mask[:, None], position_ids=pos,
                              use_cache=True, logits_to_keep=1, **kw)
         return out.logits[:, -1, :].to(torch.float32)
 
@@ -489,7 +563,8 @@ class Batcher:
         import torch
 
         if not self._running:
-            self._running, self._kv, self._mask = list(reqs), kv, mask
+            self._running, self._mask = list(reqs), mask
+            self._cache = self._running_cache(kv)
             return
         T_old, T_new = self._mask.shape[1], mask.shape[1]
         T = max(T_old, T_new)
@@ -501,11 +576,12 @@ class Batcher:
             shape[dim] = n
             return torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x], dim)
 
-        self._kv = [[torch.cat([lpad(k0, T - T_old, 2), lpad(k1, T - T_new, 2)], 0),
-                     torch.cat([lpad(v0, T - T_old, 2), lpad(v1, T - T_new, 2)], 0)]
-                    for (k0, v0), (k1, v1) in zip(self._kv, kv)]
+        merged = [[torch.cat([lpad(layer.keys, T - T_old, 2), lpad(k1, T - T_new, 2)], 0),
+                   torch.cat([lpad(layer.values, T - T_old, 2), lpad(v1, T - T_new, 2)], 0)]
+                  for layer, (k1, v1) in zip(self._cache.layers, kv)]
         self._mask = torch.cat([lpad(self._mask, T - T_old, 1), lpad(mask, T - T_new, 1)], 0)
         self._running = self._running + list(reqs)
+        self._cache = self._running_cache(merged)
 
     def _drop_cancelled(self) -> None:
         for r in self._running:
@@ -524,15 +600,30 @@ class Batcher:
         if len(keep) == len(self._running):
             return
         if not keep:
-            self._running, self._kv, self._mask = [], [], None
+            self._running, self._cache, self._mask = [], None, None
             return
         idx = torch.tensor(keep, dtype=torch.long, device=self._mask.device)
         mask = self._mask.index_select(0, idx)
         used = mask.any(0).nonzero()
         first = int(used[0]) if len(used) else 0
         self._mask = mask[:, first:]
-        self._kv = [[k.index_select(0, idx)[:, :, first:], v.index_select(0, idx)[:, :, first:]] for k, v in self._kv]
         self._running = [self._running[i] for i in keep]
+        self._cache = self._running_cache([[layer.keys.index_select(0, idx)[:, :, first:],
+                                            layer.values.index_select(0, idx)[:, :, first:]]
+                                           for layer in self._cache.layers])
+
+    def _running_cache(self, kv: list[list]):
+        """A cache over `kv` (per layer [keys, values]) with room for the running rows' next tokens:
+        as many columns as the longest remaining reply, at most GROW_COLUMNS at a time (an 8B
+        model's cache is ~128 KB a row and token)."""
+        from transformers import DynamicCache
+
+        left = max((r.max_new - len(r.out_ids) for r in self._running if r.finish is None), default=1)
+        room = max(1, min(left, GROW_COLUMNS))
+        cache = DynamicCache(config=_base_config(self.model))
+        layer_cls = _grow_layer()
+        cache.layers = [layer_cls(k, v, room) for k, v in kv]
+        return cache
 
     # ---- the prefix cache ---------------------------------------------------------------------------
     def _pkey(self, r: _Req) -> tuple:
@@ -548,6 +639,9 @@ class Batcher:
             self._prefix.move_to_end(key)
             self.stats["prefix_hits"] += 1
             return plen
+        shared = self._shared_prefix(r)
+        if shared:
+            return shared
         import torch
 
         dev = self._device()
@@ -564,6 +658,34 @@ class Batcher:
         while len(self._prefix) > self.prefix_cache_size:
             self._prefix.popitem(last=False)
         return plen
+
+    def _shared_prefix(self, r: _Req) -> int:
+        """Reuse the longest token prefix this row shares with a cached prefix of its adapter.
+
+        A request with task context has its own system message (the persona prompt, then the
+        Task API context), so its whole system prefix is never cached; its first part, the
+        persona prompt, is. Keys and values at a position depend only on the tokens up to it,
+        so the first n columns of any cached prefix are exactly the KV of its first n tokens."""
+        best, source = 0, None
+        for (adapter, ids), kv in self._prefix.items():
+            if adapter != r.adapter:
+                continue
+            n = 0
+            for a, b in zip(ids, r.prompt_ids):
+                if a != b:
+                    break
+                n += 1
+            if n > best:
+                best, source = n, kv
+        best = min(best, len(r.prompt_ids) - 1)  # at least one token for the prefill
+        if best < MIN_SHARED_PREFIX:
+            return 0
+        r.prefix_len = best
+        self._prefix[self._pkey(r)] = [[k[:, :, :best], v[:, :, :best]] for k, v in source]
+        while len(self._prefix) > self.prefix_cache_size:
+            self._prefix.popitem(last=False)
+        self.stats["prefix_hits"] += 1
+        return best
 
     def model_changed(self, model, adapter: str | None = None) -> None:
         """An adapter was attached (the model may now be a PeftModel): its LoRA layers are found
@@ -608,9 +730,75 @@ def stop_token_ids(model, tokenizer) -> set[int]:
     return ids
 
 
+def _cache_kwarg(model) -> str:
+    """The forward argument that takes the KV cache: transformers 5.24 renamed `past_key_values`
+    to `cache` (the old name warns until 5.40); the GPU stack's 5.17 only knows the old one."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    params = inspect.signature(type(base).forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def _base_config(model):
     cfg = model.config
     return cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+
+
+MIN_SHARED_PREFIX = 16  # a shorter shared prefix is not worth a cache entry
+GROW_COLUMNS = 128  # cache columns added at a time to the running batch's buffers
+
+
+@functools.lru_cache(maxsize=None)
+def _grow_layer():
+    """A transformers cache layer whose keys and values live in a buffer with free columns at the
+    end: `update` writes the new columns in place and returns views (DynamicLayer's update is a
+    torch.cat, a copy of the whole layer for every decoded token). Built on first use because
+    transformers is imported lazily."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowLayer(DynamicLayer):
+        def __init__(self, keys, values, room: int):
+            super().__init__()
+            self.device, self.dtype = keys.device, keys.dtype
+            self.n = keys.shape[2]
+            self._k = self._alloc(keys, self.n + room)
+            self._v = self._alloc(values, self.n + room)
+            self.is_initialized = True
+            self._views()
+
+        @staticmethod
+        def _alloc(x, columns: int):
+            buf = x.new_empty((x.shape[0], x.shape[1], columns, x.shape[3]))
+            buf[:, :, :x.shape[2]] = x
+            return buf
+
+        def _views(self) -> None:
+            self.keys = self._k[:, :, :self.n]
+            self.values = self._v[:, :, :self.n]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            q = key_states.shape[2]
+            if self.n + q > self._k.shape[2]:
+                grow = max(q, GROW_COLUMNS)
+                self._k = self._alloc(self.keys, self.n + grow)
+                self._v = self._alloc(self.values, self.n + grow)
+            self._k[:, :, self.n:self.n + q] = key_states
+            self._v[:, :, self.n:self.n + q] = value_states
+            self.n += q
+            self._views()
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.n
+
+        def truncate(self, n: int) -> None:
+            """Forget the columns after the first `n` (a failed step's partial writes)."""
+            self.n = n
+            self._views()
+
+    return GrowLayer
 
 
 def _set_layer(layer, keys, values) -> None:

@@ -104,6 +104,15 @@ class EngineCalls:
         for states in self.stream_rows([Row(c, a, sampling) for c, a in zip(conversations, adapters)]):
             yield [s.text for s in states], [s.done for s in states]
 
+    def close(self) -> None:
+        """Release what the engine holds (the local engine's worker thread); idempotent."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def timed_generate(self, messages: list[dict], adapter: str | None = BASE,
                        sampling: SamplingConfig = SamplingConfig()) -> tuple[str, float]:
         t0 = time.perf_counter()
@@ -165,6 +174,9 @@ class ChatEngine(EngineCalls):
         for row, g in zip(rows, groups):
             out.append(_final(self.batcher, g, row))
         return out
+
+    def close(self) -> None:
+        self.batcher.close()
 
     def _check_adapters(self, names) -> None:
         for a in names:

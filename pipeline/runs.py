@@ -8,6 +8,7 @@
       adapter/                    the PEFT adapter + tokenizer files
       train_summary.json          final_loss, runtime_s, adapter_size_bytes, data_sha256, ...
       eval/EVALUATION_RESULTS.json  the evaluation (pipeline.evaluation.results, one typed model)
+      eval/progress.json          how far a running evaluation has got (pipeline.evaluation.progress)
       package/                    the publishable package (pipeline.package)
 
 Every stage, tab and the Arena reach these files through a `RunFolder` (paths as properties,
@@ -87,6 +88,13 @@ class RunFolder:
         from .evaluation.results import RESULTS_FILE
 
         return self.eval_dir / RESULTS_FILE
+
+    @property
+    def eval_progress_path(self) -> Path:
+        """How far a running evaluation has got (pipeline.evaluation.progress writes and reads it)."""
+        from .evaluation.progress import PROGRESS_FILE
+
+        return self.eval_dir / PROGRESS_FILE
 
     @property
     def package_dir(self) -> Path:
@@ -241,6 +249,38 @@ def finished_with_adapter(run: RunFolder) -> bool:
     return run.is_finished() and run.has_adapter()
 
 
+def same_base_model(a: str | None, b: str | None) -> bool:
+    """Do two base-model names (registry name, local folder, Hub id) mean the same weights?
+    `smollm2-135m` and `HuggingFaceTB/SmolLM2-135M-Instruct` do; a folder and its resolved path do."""
+    from .models import resolve
+
+    def key(x: str) -> str:
+        try:
+            m = resolve(x)
+            return m.serve_id or m.name
+        except Exception:  # an unknown name only equals itself
+            return x
+
+    return a is not None and b is not None and (a == b or key(str(a)) == key(str(b)))
+
+
+def trained_on(run: RunFolder) -> str | None:
+    """The base model config.yaml names, or None (no config, or one that does not parse)."""
+    try:
+        return run.base_model
+    except UserError:
+        return None
+
+
+def other_base(run: RunFolder, base_model: str) -> str | None:
+    """Why `run` was not trained on `base_model` (None when it was): an adapter trained on another
+    base would load onto the wrong weights (or fail on its shapes)."""
+    base = trained_on(run)
+    if same_base_model(base, base_model):
+        return None
+    return f"trained on {base or 'an unknown base model'}, not on the base model {base_model}"
+
+
 def same_base(base_model: str) -> Callable[[RunFolder], bool]:
-    """A `where=` filter: runs trained on `base_model` (config.yaml `base_model`)."""
-    return lambda run: run.base_model == base_model
+    """A `where=` filter: runs trained on `base_model` (config.yaml `base_model`, by `same_base_model`)."""
+    return lambda run: other_base(run, base_model) is None

@@ -43,6 +43,8 @@ CSS = """
 .tab-help { font-size: 0.9em; opacity: 0.85; }
 /* A blind battle is one conversation on both sides: no per-chat trash icon (see tabs/arena.py). */
 #arena-left button[aria-label="Clear"], #arena-right button[aria-label="Clear"] { display: none; }
+/* The training plan is a fixed-width block: wrap its long lines instead of cutting them off. */
+#train-plan pre, #train-plan pre code { white-space: pre-wrap !important; overflow-wrap: anywhere; }
 """
 
 

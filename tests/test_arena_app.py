@@ -96,6 +96,8 @@ def test_battle_is_blind_until_the_vote_and_the_vote_is_stored_once(app):
     left, right = final[0], final[1]
     assert _texts(left)[0] == _texts(right)[0] == "Create a task to review the marketing proposal"
     assert len(left) == len(right) == 2 and _texts(left)[1] != _texts(right)[1]
+    # The tiny model never stops by itself: both replies hit the 8-token limit and say so.
+    assert all("cut at 8 tokens" in _texts(chat)[1] for chat in (left, right))
     # a follow-up goes to the same two models, in the same seats
     streamed, final = _send(client, "And set it for tomorrow")
     seen += streamed + [json.dumps(final, default=str)]

@@ -183,6 +183,42 @@ def test_eval_prompt_carries_its_category_and_a_stream_cut_short_drops_the_turn(
     assert s.battle.state == "open" and s.battle.turns == 0
 
 
+def test_replies_cut_by_the_token_limit_are_marked_cut(tiny_arena):
+    """The engine reports finish "length" when a reply hits max_new_tokens (the random tiny model
+    never stops by itself); the battle keeps where each reply was cut and the tab marks it."""
+    from studio.tabs.arena import _chats
+
+    settings, engine = tiny_arena
+    arena = Arena(settings, lambda: engine, limits=Limits(max_new_tokens=5, max_turns=2))
+    s = arena.session(None, None, "session-cut")
+    last = list(arena.send(s, "Create a task to review the proposal"))[-1]
+    assert (last.left_finish, last.right_finish) == ("length", "length") and last.cut_at() == (5, 5)
+    b = s.battle
+    assert b.cuts == {"left": {1: 5}, "right": {1: 5}}
+    list(arena.send(s, "And tomorrow?"))
+    assert b.cuts == {"left": {1: 5, 3: 5}, "right": {1: 5, 3: 5}}
+    left, right = _chats(s)
+    for chat in (left, right):
+        assert [("cut at 5 tokens" in m["content"]) for m in chat] == [False, True, False, True]
+    # The mark is the page's, not the conversation's: the stored vote has the replies as generated.
+    arena.vote(s, "tie")
+    row = arena.store.get(b.id)
+    assert all("cut at" not in m["content"] for m in row["conversation_left"] + row["conversation_right"])
+
+
+def test_a_reply_that_ended_by_itself_has_no_cut_mark_and_context_turns_keep_their_place():
+    from studio.tabs.arena import _chats
+
+    s = ArenaSession(battle=new_battle(["base", "run-a"], seed=5))
+    context = [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "an earlier reply"}]
+    s.battle.add_user_turn("now", Limits(), context)
+    s.battle.finish_turn("left reply", "right reply", None, 7)  # left stopped, right hit the limit
+    left, right = _chats(s)
+    assert [m["content"] for m in left] == ["earlier", "an earlier reply", "now", "left reply"]
+    assert [("cut at" in m["content"]) for m in right] == [False, False, False, True]
+    assert right[-1]["content"].startswith("right reply") and "cut at 7 tokens" in right[-1]["content"]
+
+
 def test_battles_join_the_running_batch_and_both_sides_advance_together(tiny_arena):
     """Battles sent while another is decoding join its batch at the next step (continuous
     batching) instead of waiting; each battle's two sides are admitted in the same step and

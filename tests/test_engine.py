@@ -90,6 +90,27 @@ def test_the_prefix_cache_changes_nothing(engine):
     assert with_cache == without
 
 
+def test_a_request_with_task_context_reuses_the_persona_prompts_cache(engine):
+    """With task context the system message is the persona prompt and then the context: its first
+    part is shared with every other request and comes from the prefix cache, exactly."""
+    b = engine.batcher
+    persona = ("You are TaskMaster, a productivity coach: encouraging, organized, professional, "
+               "friendly and motivating. Confirm exactly what the user asked, never invent tasks.")
+    plain = [Row([{"role": "system", "content": persona}, {"role": "user", "content": "Plan my day"}], "run-a", GREEDY)]
+    ctx = [{"role": "system", "content": persona + "\n\nTask API context:\n- Review the proposal (due Friday, high)"},
+           {"role": "user", "content": "What is due this week?"}]
+    engine.generate_rows(plain)  # the persona prompt's KV is cached for run-a
+    hits = b.stats["prefix_hits"]
+    (with_cache,) = engine.generate_rows([Row(ctx, "run-a", GREEDY)])
+    assert b.stats["prefix_hits"] == hits + 1
+    b.use_prefix_cache = False
+    try:
+        (without,) = engine.generate_rows([Row(ctx, "run-a", GREEDY)])
+    finally:
+        b.use_prefix_cache = True
+    assert with_cache.token_ids == without.token_ids == reference(engine, ctx, "run-a")
+
+
 def test_cancelling_a_stream_frees_its_slot(tiny_model_dir):
     e = ChatEngine(str(tiny_model_dir), Settings.from_env(env={}), max_rows=1)
     long = SamplingConfig(max_new_tokens=400, temperature=0.8, repetition_penalty=1.0)
@@ -135,6 +156,31 @@ def test_a_row_that_fails_fails_alone(engine):
     *_, last = engine.stream_rows([good[0], bad_ids, good[1]])
     assert [s.finish_reason == "error" for s in last] == [False, True, False]
     assert last[2].token_ids == reference(engine, good[1].messages, "run-a")
+
+
+def test_a_decode_step_that_fails_fails_only_its_row(engine, monkeypatch):
+    """A decode step that raises (here: whenever adapter run-b is in it, as a broken adapter or an
+    out-of-memory at one row would) is retried row by row: the run-b row ends with an error, its
+    neighbours finish exactly as alone, mid-reply, from their own caches."""
+    b = engine.batcher
+    real = b._forward
+
+    def forward(ids, pos, cols, cache, adapters):
+        if ids.shape[1] == 1 and "run-b" in adapters:  # decode steps only: the prefill succeeds
+            raise RuntimeError("simulated fault in a decode step")
+        return real(ids, pos, cols, cache, adapters)
+
+    monkeypatch.setattr(b, "_forward", forward)
+    rows = [Row(conv("Create a task"), None, GREEDY), Row(conv("Plan my day"), "run-b", GREEDY),
+            Row(conv("I finished the report"), "run-a", GREEDY)]
+    *_, last = engine.stream_rows(rows)
+    assert [s.finish_reason == "error" for s in last] == [False, True, False]
+    assert "simulated fault" in last[1].error
+    assert last[0].token_ids == reference(engine, rows[0].messages, None)
+    assert last[2].token_ids == reference(engine, rows[2].messages, "run-a")
+    monkeypatch.undo()
+    (again,) = engine.generate_rows([rows[1]])  # the engine lives on
+    assert again.finish_reason in ("stop", "length")
 
 
 def test_sampling_is_per_row_and_reproducible_whatever_the_neighbours(engine):
@@ -216,3 +262,38 @@ def test_streams_from_many_threads(engine):
         t.join(60)
     for i in range(6):
         assert results[i] == reference(engine, conv(f"Task number {i}"), [None, "run-a", "run-b"][i % 3])
+
+
+def test_a_decode_step_writes_the_running_cache_in_place(engine):
+    """Between joins and leaves a step writes one column into the running cache's buffer; the
+    buffers are not reallocated (transformers' DynamicLayer copies the whole cache every step)."""
+    long = SamplingConfig(max_new_tokens=40, temperature=0.8, repetition_penalty=1.0, seed=3)
+    seen = []
+    for states in engine.stream_rows([Row(conv("Plan my day"), None, long), Row(conv("hi there"), "run-a", long)]):
+        with engine._lock:  # between two steps
+            cache = engine.batcher._cache
+            if cache is not None and all(not s.done for s in states):
+                layer = cache.layers[0]
+                seen.append((layer._k.data_ptr(), layer.n, layer.keys.shape[2]))
+    assert len(seen) > 5
+    assert all(n == cols for _, n, cols in seen)  # the views the model reads are exactly the filled columns
+    assert [n for _, n, _ in seen] == sorted(n for _, n, _ in seen)
+    # steps without a join or a leave reuse the buffer: at most one reallocation per GROW_COLUMNS
+    assert len({ptr for ptr, _, _ in seen}) <= 1 + len(seen) // 32
+
+
+def test_close_stops_the_worker_and_refuses_new_rows(tiny_model_dir):
+    e = ChatEngine(str(tiny_model_dir), Settings.from_env(env={}))
+    long = SamplingConfig(max_new_tokens=400, temperature=0.8, repetition_penalty=1.0)
+    gen = e.stream_rows([Row(conv("Plan my day"), None, long)])
+    next(gen)
+    worker = e.batcher._worker
+    assert worker.is_alive()
+    e.close()
+    assert not worker.is_alive()
+    final = None
+    for final in gen:  # the unfinished reply ends as cancelled instead of hanging its reader
+        pass
+    assert final is None or final[0].done
+    with pytest.raises(RuntimeError, match="closed"):
+        e.generate_rows([Row(conv("hi"), None, GREEDY)])

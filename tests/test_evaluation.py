@@ -327,11 +327,15 @@ def test_evaluate_tab_runs_a_background_eval_and_shows_the_gates(tiny_run, tmp_p
 
             studio_api.start_eval(ctx.jobs, settings, "", "rubric")
         # Decoding chosen in the tab (both sides use it; empty = the base model's default).
-        started, status, _ = client.predict(str(run), "rubric", 2, 4, 0, None, api_name="/eval_start")
+        started, status, _, bar = client.predict(str(run), "rubric", 2, 4, 0, None, api_name="/eval_start")
         assert "python -m pipeline evaluate --run" in started and "--limit 2" in started
         assert "--temperature 0" in started and "--top-p" not in started
         job = ctx.jobs.wait(ctx.jobs.latest("evaluate").id, timeout=120)
         assert job.state == "finished", job.log_tail(40)
+        # The bar from the finished job's progress file: the last stage, all prompts, 100%.
+        _, _, bar = client.predict(api_name="/eval_poll")
+        assert "<b>finished</b>: A/B pairs 2/2 prompts (100% of the evaluation)" in bar and "took" in bar, bar
+        assert "ETA" not in bar
         decision, gates, traits, cats, worst, ab, summary, file = client.predict(str(run), api_name="/eval_view")
         assert "REQUIRES ITERATION" in decision
         rows = {r[0]: r[1] for r in gates["data"]}
@@ -388,9 +392,10 @@ def test_compare_two_runs_pairs_by_prompt_and_refuses_different_rulers(tiny_run,
     assert by[trait]["delta"] == 1 and by[trait]["ci_low"] == by[trait]["ci_high"] == 1 and by[trait]["n"] >= 2
     assert all(t["delta"] == 0 for k, t in by.items() if k != trait)
     assert {g["gate"] for g in cmp.gates} >= {"overall_score", "ab_win_rate"}
-    md, traits, gates = compare_view(str(runs["a"]), str(runs["b"]))
-    assert "same eval set" in md and f"{trait} +1.00" in md
-    assert list(traits.columns)[:3] == ["trait", "a", "b"] and "95% interval" in traits.columns
+    view = compare_view(str(runs["a"]), str(runs["b"]))  # rows for the tab (no pandas in the seam)
+    assert "same eval set" in view.markdown and f"{trait} +1.00" in view.markdown
+    assert list(view.traits[0])[:3] == ["trait", "a", "b"] and "95% interval" in view.traits[0]
+    assert isinstance(view.gates, list) and all(isinstance(r, dict) for r in view.gates)
     # A run evaluated on another eval set is refused, naming what differs.
     other_set = tmp_path / "other.yaml"
     other_set.write_text(eval_set.read_text().replace("version: 1", "version: 2"))
@@ -399,3 +404,156 @@ def test_compare_two_runs_pairs_by_prompt_and_refuses_different_rulers(tiny_run,
     with pytest.raises(UserError, match="different eval sets"):
         compare_runs(runs["a"], runs["c"])
     capsys.readouterr()
+
+
+# ---- the evaluation's progress file (pipeline/evaluation/progress.py) and the tab's bar ---------
+def test_progress_eta_counts_only_the_prompts_this_stage_worked_on(tmp_path):
+    from pipeline.evaluation.progress import ProgressWriter, read_progress
+
+    now = [1000.0]
+    path = tmp_path / "progress.json"
+    w = ProgressWriter(path, ["base replies", "adapter replies", "judging", "A/B pairs"], clock=lambda: now[0])
+    w.stage("base replies", 10)
+    p = read_progress(path)
+    assert (p.stage, p.done, p.total, p.eta_s, p.state) == ("base replies", 0, 10, None, "running")
+    now[0] += 20
+    w.advance(4)  # 4 prompts in 20 s: 5 s each, 6 left
+    p = read_progress(path)
+    assert p.eta_s == 30 and p.fraction == pytest.approx(0.4 / 4) and p.elapsed_s == 20
+    assert p.next_stages == ["adapter replies", "judging", "A/B pairs"]
+    # A stage that starts with 8 of 10 replies reused from disk: those took no time, so they
+    # count as done but not into the rate (no ETA until one prompt really ran).
+    w.stage("adapter replies", 10, done=8)
+    assert read_progress(path).eta_s is None and read_progress(path).done == 8
+    now[0] += 10
+    w.advance(9)
+    p = read_progress(path)
+    assert p.eta_s == 10 and p.fraction == pytest.approx((1 + 0.9) / 4) and p.stage_elapsed_s == 10
+    w.finish()
+    p = read_progress(path)
+    assert p.state == "finished" and p.fraction == 1 and p.eta_s is None
+    w.fail("RuntimeError: out of memory")
+    assert read_progress(path).state == "failed" and "out of memory" in read_progress(path).error
+    # No file, a half-written one, or another JSON shape: None, never an exception.
+    assert read_progress(tmp_path / "none.json") is None
+    (tmp_path / "bad.json").write_text('{"stage": "base rep')
+    assert read_progress(tmp_path / "bad.json") is None
+    (tmp_path / "list.json").write_text("[1, 2]")
+    assert read_progress(tmp_path / "list.json") is None
+
+
+def test_eval_writes_its_progress_after_every_batch(tiny_run, tmp_path):
+    import shutil
+
+    from pipeline.evaluation.evaluate import EvalConfig, run_eval
+    from pipeline.evaluation.progress import read_progress
+    from pipeline.runs import RunFolder
+    from pipeline.settings import Settings
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("eval"))
+    folder = RunFolder(run)
+    seen = []
+
+    def echo(msg):  # called after each batch, once the progress file is rewritten
+        p = read_progress(folder.eval_progress_path)
+        if p is not None:
+            seen.append((p.stage, p.done, p.total))
+
+    cfg = EvalConfig(run_dir=run, judge="rubric", eval_set=_write_eval_set(tmp_path), batch_size=2,
+                     sampling_overrides={"max_new_tokens": 3})
+    run_eval(cfg, Settings.from_env(env={}, work_dir=tmp_path / "work"), echo=echo)
+    assert [s for s in seen if s[0] == "base replies"] == [("base replies", n, 6) for n in (2, 4, 6)]
+    assert [s for s in seen if s[0] == "adapter replies"] == [("adapter replies", n, 6) for n in (2, 4, 6)]
+    end = read_progress(folder.eval_progress_path)
+    assert end.state == "finished" and end.fraction == 1 and (end.stage, end.done, end.total) == ("A/B pairs", 6, 6)
+    assert end.stages == ["base replies", "adapter replies", "judging", "A/B pairs"] and end.elapsed_s > 0
+
+    # Judged again: the replies are reused, the stages say so (all done at once, no ETA made up).
+    seen.clear()
+    run_eval(EvalConfig(run_dir=run, judge="rubric", eval_set=cfg.eval_set, batch_size=2,
+                        sampling_overrides={"max_new_tokens": 3}), Settings.from_env(env={}, work_dir=tmp_path / "work"),
+             echo=echo)
+    assert ("base replies", 6, 6) in seen and read_progress(folder.eval_progress_path).state == "finished"
+
+    # A failing evaluation leaves "failed" in the file, not a bar stuck at "running".
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(Exception):
+        run_eval(EvalConfig(run_dir=run, judge="rubric", eval_set=cfg.eval_set, batch_size=2,
+                            sampling_overrides={"max_new_tokens": 4}),
+                 Settings.from_env(env={}, work_dir=tmp_path / "work"), echo=lambda m: None)
+    assert read_progress(folder.eval_progress_path).state == "failed"
+
+
+def test_respond_writes_its_progress_beside_its_output(tiny_run, tiny_model_dir, tmp_path, capsys):
+    from pipeline.evaluation.progress import read_progress
+    from pipeline.evaluation.respond import progress_path_for
+
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text("".join(json.dumps({"id": f"p{i}", "prompt": f"I finished task {i}"}) + "\n" for i in range(3)))
+    out = tmp_path / "r.jsonl"
+    assert main(["respond", "--base", str(tiny_model_dir), "--prompts", str(prompts), "--out", str(out),
+                 "--max-new-tokens", "3", "--batch-size", "2"]) == 0
+    p = read_progress(progress_path_for(out))
+    assert progress_path_for(out).name == "r.progress.json"
+    assert (p.state, p.stage, p.done, p.total) == ("finished", "base replies", 3, 3)
+    capsys.readouterr()
+
+
+@pytest.mark.slow  # a real studio and real background jobs
+def test_evaluate_tab_draws_the_running_jobs_bar_and_ignores_an_older_file(tmp_path, settings):
+    import sys
+    import time
+
+    from gradio_client import Client
+
+    from pipeline.evaluation import studio_api as api
+    from pipeline.evaluation.progress import ProgressWriter
+    from pipeline.runs import RunFolder
+    from studio.app import build_app
+    from studio.context import StudioContext
+
+    run = RunFolder(settings.runs_dir / "r1")
+    (run.adapter_dir).mkdir(parents=True)
+    (run.adapter_dir / "adapter_config.json").write_text("{}")
+    # An earlier evaluation's finished progress file: not the progress of the job started below.
+    old = ProgressWriter(run.eval_progress_path, list(api_stages()), clock=lambda: time.time() - 3600)
+    old.stage("A/B pairs", 6)
+    old.finish()
+    ctx = StudioContext(settings)
+    with launched(build_app(settings, ctx)) as url:
+        client = Client(url, verbose=False)
+        status, _, bar = client.predict(api_name="/eval_poll")
+        assert "No evaluation has run yet" in status and bar == ""  # said once, not twice
+        # A real job (a sleeper standing in for `pipeline evaluate`, which is minutes on CPU).
+        job = ctx.jobs.start(api.JOB_KIND, ["evaluate", "--run", str(run.path)], run_dir=str(run.path),
+                             label="eval r1 (reader)", program=[sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            status, _, bar = client.predict(api_name="/eval_poll")
+            assert "running" in status and "<b>starting</b>: loading the model" in bar, bar
+            # The job's process writes progress: 3 of 6 base replies in 30 s, so 30 s left in the stage
+            # as it writes; the tab counts down from there by the time since that write.
+            t0 = time.time()
+            now = [t0 - 30]
+            w = ProgressWriter(run.eval_progress_path, list(api_stages()), clock=lambda: now[0])
+            w.started_at = t0 - 0.5  # the process started after its job (the file is this job's)
+            w.stage("base replies", 6)
+            now[0] = t0
+            w.advance(3)
+            _, _, bar = client.predict(api_name="/eval_poll")
+            m = re.search(r"<b>running</b>: base replies 3/6 prompts \(12% of the evaluation\), ETA (\d+)s for this stage",
+                          bar)
+            assert m and 15 <= int(m.group(1)) <= 30, bar
+            assert "value='0.125'" in bar and "then: adapter replies, judging, A/B pairs" in bar
+            _, _, bar = client.predict(api_name="/eval_stop")
+            ctx.jobs.wait(job.id, timeout=20)
+            _, _, bar = client.predict(api_name="/eval_poll")
+            assert "<b>stopped</b>: base replies 3/6" in bar and "ETA" not in bar and "after" in bar, bar
+        finally:
+            ctx.jobs.stop(job.id, force=True)
+
+
+def api_stages():
+    from pipeline.evaluation.evaluate import STAGES
+
+    return STAGES

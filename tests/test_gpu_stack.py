@@ -103,11 +103,12 @@ def test_the_pinned_unsloth_refuses_a_gpu_less_machine_with_the_no_gpu_error(tmp
 
 def test_accelerate_launch_two_cpu_processes_train_one_adapter(tiny_model_dir, data_file, tmp_path):  # noqa: F811
     out = tmp_path / "run"
-    accelerate = Path(sys.executable).with_name("accelerate")
+    # `python -m accelerate.commands.launch` = the `accelerate launch` script, without depending on
+    # the script's shebang (a moved virtualenv keeps the old interpreter path there)
     # `--cpu` alone runs ONE process in accelerate 1.15 (launch_command routes it to simple_launcher;
     # several CPU processes need an mpirun hostfile); `--multi_gpu` goes through torchrun, which on a
     # machine without CUDA gives two gloo ranks: the same DDP code path a 2-GPU Space runs.
-    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--main_process_port", str(_free_port()), "--mixed_precision", "no",
            "--dynamo_backend", "no", "-m", "pipeline", "train", "--base", str(tiny_model_dir), "--persona", str(PERSONA),
            "--data", str(data_file), "--out", str(out), "--backend", "trl", "--precision", "fp32", "--threads", "1",
            "--rank", "4", "--targets", "q_proj,v_proj", "--max-steps", "2", "--batch-size", "1", "--grad-accum", "1",

@@ -125,7 +125,7 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
     from pipeline.arena.battle import ArenaSession, Battle
     from pipeline.hub import PushConfig
     from studio.app import build_app
-    from studio.tabs.publish import push_command
+    from pipeline.package.studio_api import push_command
 
     line = push_command(PushConfig(package="runs/x/package", repo_id="me/tm", private=False,
                                    override_validation=True, dataset_repo="me/tm-data"))
@@ -254,27 +254,37 @@ def test_both_bad_counts_the_same_in_win_rate_and_bradley_terry():
     assert "both bad" in stats.RULE and "Bradley-Terry" in stats.RULE
 
 
-@pytest.mark.skip(reason="the Arena base-model filter (#13) leaves out this test's runs trained on the tiny model; the test needs runs on the studio base; see the closing note of 2026-12-02")
 def test_admin_chooses_the_arena_contenders(root_settings):
     import json
 
+    import yaml
+
     from pipeline.arena import Arena
 
-    for name in ("good-run", "smoke-run"):
+    # Finished runs trained on the studio's own base (the Arena pairs only those, #13), and one
+    # trained on another base that no admin choice can bring in.
+    for name, base in (("good-run", root_settings.base_model), ("smoke-run", root_settings.base_model),
+                       ("other-base", "llama-3.1-8b-instruct")):
         run = root_settings.runs_dir / name
         (run / "adapter").mkdir(parents=True)
         (run / "adapter" / "adapter_config.json").write_text("{}")
         (run / "status.json").write_text(json.dumps({"state": "finished"}))
+        (run / "config.yaml").write_text(yaml.safe_dump({"base_model": base}))
     arena = Arena(root_settings, lambda: None)
     assert set(arena.contenders()) == {"base", "good-run", "smoke-run"} and arena.chosen_contenders() is None
     assert arena.set_contenders(["good-run"]) == ["good-run"]
     assert set(Arena(root_settings, lambda: None).contenders()) == {"base", "good-run"}  # kept on disk
+    assert Arena(root_settings, lambda: None).chosen_contenders() == ["good-run"]
     with pytest.raises(UserError, match="not finished runs"):
         arena.set_contenders(["no-such-run"])
+    with pytest.raises(UserError, match="not finished runs"):  # on another base: not choosable either
+        arena.set_contenders(["good-run", "other-base"])
     with pytest.raises(UserError, match="at least one"):
         arena.set_contenders([])
-    arena.set_contenders(None)
+    assert set(arena.contenders()) == {"base", "good-run"}  # a refused choice leaves the old one
+    assert arena.set_contenders(None) == ["good-run", "smoke-run"]
     assert set(arena.contenders()) == {"base", "good-run", "smoke-run"}
+    assert "other-base" in arena.left_out()
 
 
 # ---- cosmetics: the exported data card names no absolute local path -------------------------
@@ -288,3 +298,34 @@ def test_exported_data_card_has_no_absolute_path(root_settings):
         text = (folder / name).read_text()
         assert str(root_settings.root) not in text and str(root_settings.work_dir) not in text, name
     assert "data/personas/taskmaster/train.jsonl" in (folder / "README.md").read_text()
+
+
+# ---- cosmetics: what the Train tab shows is readable (rounded, whole steps, nothing cut off) ----
+
+def test_train_tab_rounds_runs_plots_whole_steps_and_spells_out_the_preset(root_settings):
+    import json as _json
+    import urllib.request
+
+    from pipeline.train import monitor
+    from pipeline.train.config import PRESETS
+    from studio.app import build_app
+    from studio.tabs.train import MIN_STEPS_AXIS, _loss_plot, _preset_note, _runs_frame
+
+    df = _runs_frame([{"run": "r", "first_loss": 6.223239898681641, "final_loss": 3.3981821537017822,
+                       "runtime_s": 51.27, "adapter_mb": 0.03}, {"run": "q", "first_loss": None}])
+    assert df.loc[0, "first_loss"] == 6.223 and df.loc[0, "final_loss"] == 3.398 and df.loc[0, "runtime_s"] == 51
+    assert df.loc[1, "first_loss"] is None or df.loc[1, "first_loss"] != df.loc[1, "first_loss"]  # None or NaN
+    # A 5-step run: the axis spans 0..20, so Vega's ticks fall on whole steps (not 1.5, 2.5, ...);
+    # a long run: its whole planned length.
+    short = monitor.View("j", "running", "", step=3, max_steps=5, metrics=[{"step": s, "loss": 1.0} for s in (1, 2, 3)])
+    assert _loss_plot(short).x_lim == [0, MIN_STEPS_AXIS]
+    assert _loss_plot(monitor.View("j", "running", "", max_steps=300)).x_lim == [0, 300]
+    # The preset box holds names only (a description is cut off there); the note says it in full.
+    with launched(build_app(root_settings)) as url:
+        cfg = _json.loads(urllib.request.urlopen(f"{url}/config").read().decode())
+    box = next(c["props"] for c in cfg["components"] if c.get("props", {}).get("elem_id") == "train-preset")
+    assert [c[0] for c in box["choices"]] == list(PRESETS)
+    assert _preset_note("cpu-demo") == f"**cpu-demo**: {PRESETS['cpu-demo'][0]}"
+    from studio.app import CSS
+
+    assert "#train-plan pre" in CSS and "pre-wrap" in CSS  # the plan's long lines wrap

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import torch
 import yaml
 
 from pipeline.errors import UserError
+from pipeline.testing.stop_after import StopAfter
 from pipeline.jsonl import write_json, write_jsonl
 from pipeline.train.config import ConfigError, Hardware, TrainConfig, parse_config, preset, resolve
 from pipeline.train.data import IGNORE, tokenize_conversation, tokenize_records
@@ -163,22 +163,10 @@ def test_run_folder_summary_and_adapter_size_matches_plan(tiny_model_dir, data_f
         run_training(_tiny_cfg(tiny_model_dir, data_file), out, settings, echo=False)
 
 
-class _StopAfter(threading.Event):
-    """A stop request that is seen after n checks (the runner checks once after loading, then at every step end)."""
-
-    def __init__(self, n):
-        super().__init__()
-        self.n = n
-
-    def is_set(self):
-        self.n -= 1
-        return self.n < 0 or super().is_set()
-
-
 def test_stopped_run_keeps_adapter_and_resumes_from_its_checkpoint(tiny_model_dir, data_file, settings, tmp_path):
     out = tmp_path / "run"
     cfg = _tiny_cfg(tiny_model_dir, data_file, max_steps=6, save_steps=100)
-    s1 = run_training(cfg, out, settings, stop_event=_StopAfter(2), echo=False)  # stop after step 2
+    s1 = run_training(cfg, out, settings, stop_event=StopAfter(2), echo=False)  # stop after step 2
     assert s1["state"] == "stopped" and s1["steps"] == 2
     st = run_status(out)
     assert st["state"] == "stopped" and st["resumable"] and st["has_adapter"]
@@ -308,3 +296,30 @@ def test_packed_rows_give_the_same_loss_and_gradients_as_padded_batches(tiny_mod
             assert torch.allclose(grads[n], g, atol=1e-5, rtol=1e-3), (name, n, (grads[n] - g).abs().max())
     # the shared persona prompt is computed once: the shared row is shorter than the plain packed one
     assert results["shared"][2] < results["packed"][2] < padded_len
+
+def test_neftune_noises_the_input_embeddings_while_training_only(tiny_model_dir, data_file, settings, tmp_path):
+    """`neftune_alpha` reaches the Trainer: during the run the embedding layer's output is the table row
+    plus noise of the NEFTune scale; after the run (serving, eval) it is the plain row again."""
+    from transformers import TrainerCallback
+
+    from pipeline.train.backend_trl import TrlBackend, build_trainer
+
+    p = prepare(_tiny_cfg(tiny_model_dir, data_file, max_steps=2, neftune_alpha=5.0), settings)
+    model, tok = TrlBackend(p.cfg, p.res).load(p.model_path)
+    data = tokenize_records(tok, p.records, p.system_prompt, p.cfg.max_length)
+    ids = torch.tensor([data.rows[0]["input_ids"]])
+    seen = []
+
+    class Probe(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kw):
+            emb = model.get_input_embeddings()
+            with torch.no_grad():
+                seen.append((emb(ids) - emb.weight[ids]).abs().max().item())
+
+    build_trainer(model, tok, data.rows, p.cfg, p.res, tmp_path, [Probe()]).train()
+    dims = ids.shape[1] * model.get_input_embeddings().weight.shape[1]
+    bound = 5.0 / dims ** 0.5  # NEFTune: uniform(-1, 1) x alpha / sqrt(length x hidden)
+    assert len(seen) == 2 and all(0 < d <= bound * 1.0001 for d in seen), (seen, bound)
+    emb = model.get_input_embeddings()
+    with torch.no_grad():
+        assert torch.equal(emb(ids), emb.weight[ids])  # the hook is gone after training

@@ -85,6 +85,9 @@ class Battle:
     sampling: dict | None = None
     vote: str | None = None
     voted_at: float | None = None
+    # Replies the token limit cut off, per side: index of the reply in conv_left/conv_right ->
+    # the tokens it was cut at (the tab marks them "cut at N tokens"; a voter should know).
+    cuts: dict[str, dict[int, int]] = field(default_factory=lambda: {"left": {}, "right": {}})
 
     @property
     def turns(self) -> int:
@@ -112,9 +115,14 @@ class Battle:
         self.conv_right.append({"role": "user", "content": text})
         self.state = "generating"
 
-    def finish_turn(self, reply_left: str, reply_right: str) -> None:
+    def finish_turn(self, reply_left: str, reply_right: str, cut_left: int | None = None,
+                    cut_right: int | None = None) -> None:
+        """Both replies are in; `cut_*`: the tokens a reply was cut at by the token limit (None: it ended)."""
         self.conv_left.append({"role": "assistant", "content": reply_left.strip()})
         self.conv_right.append({"role": "assistant", "content": reply_right.strip()})
+        for side, cut, conv in (("left", cut_left, self.conv_left), ("right", cut_right, self.conv_right)):
+            if cut is not None:
+                self.cuts[side][len(conv) - 1] = int(cut)
         self.state = "ready"
 
     def abort_turn(self) -> None:

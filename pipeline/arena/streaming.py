@@ -28,6 +28,14 @@ class PairUpdate:
     # "stop" or "length" (cut by the token limit) per side once done, else None
     left_finish: str | None = None
     right_finish: str | None = None
+    # completion tokens so far per side (with finish "length": where the reply was cut)
+    left_tokens: int = 0
+    right_tokens: int = 0
+
+    def cut_at(self) -> tuple[int | None, int | None]:
+        """Per side: the token count a finished reply was cut at by the token limit, else None."""
+        return (self.left_tokens if self.left_finish == "length" else None,
+                self.right_tokens if self.right_finish == "length" else None)
 
     @property
     def done(self) -> bool:
@@ -50,7 +58,7 @@ def stream_pair(engine, conv_left: list[dict], conv_right: list[dict], adapter_l
             if s.finish_reason == "error":
                 raise UserError(f"The models could not answer this prompt ({s.error}). Edit it and send again.")
         yield PairUpdate(left.text, right.text, left.done, right.done, first, now,
-                         left.finish_reason, right.finish_reason)
+                         left.finish_reason, right.finish_reason, left.tokens, right.tokens)
 
 
 def _pairs(states_iter):

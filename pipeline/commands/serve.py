@@ -56,6 +56,9 @@ def _serve(args, settings) -> int:
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     print(f"serving {base} on http://{args.host}:{args.port}/v1 "
           f"(auth {'on' if api_key else 'off'}; models: GET /v1/models)", flush=True)
-    serve(engine, lambda: {**finished_adapters(settings, base), **extra}, host=args.host, port=args.port,
-          api_key=api_key, system_prompt=system_prompt)
+    try:
+        serve(engine, lambda: {**finished_adapters(settings, base), **extra}, host=args.host, port=args.port,
+              api_key=api_key, system_prompt=system_prompt)
+    finally:
+        engine.close()
     return 0

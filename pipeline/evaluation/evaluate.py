@@ -13,6 +13,7 @@ judged in both orders, metrics and gates computed, and runs/<id>/eval/ gets:
     responses_base.jsonl      the base model's replies, with their verdicts
     responses_adapter.jsonl   the adapter's replies, with their verdicts
     ab_pairs.jsonl            every A/B pair with both orders' picks
+    progress.json             how far it has got (stage, prompts done/total, ETA; progress.py)
 
 Replies already on disk with the same reuse key (prompt, base, adapter hash, sampling,
 system prompt) are reused, so judging again with another judge does not regenerate.
@@ -36,6 +37,7 @@ from .evalset import load_eval_set
 from .gates import check_quality_gates, decision
 from .metrics import ab_summary, compute_metrics, worst_replies
 from .plan import build_plan, failing_rows
+from .progress import PROGRESS_FILE, ProgressWriter
 from .respond import ADAPTER_NAME, EVAL_MAX_NEW_TOKENS, adapter_problems, dir_sha256, generate_replies, reply_key
 from .results import RESULTS_FILE, SCHEMA_VERSION, EvaluationResults
 from .summary import render_summary
@@ -77,15 +79,10 @@ class EvalConfig:
             p += [x.replace("adapter:", "--run:") for x in adapter_problems(run.adapter_dir)]
         if self.eval_set is not None and not Path(self.eval_set).is_file():
             p.append(f"--eval-set: {self.eval_set} not found")
+        from .respond import decoding_problems
+
         s = self.sampling or SamplingConfig(**{k: v for k, v in self.sampling_overrides.items() if v is not None})
-        if s.max_new_tokens < 1:
-            p.append(f"--max-new-tokens: {s.max_new_tokens}; must be at least 1")
-        if s.temperature < 0:
-            p.append(f"--temperature: {s.temperature}; must be 0 (greedy) or more")
-        if not 0 < s.top_p <= 1:
-            p.append(f"--top-p: {s.top_p}; must be in (0, 1]")
-        if self.batch_size < 1:
-            p.append(f"--batch-size: {self.batch_size}; must be at least 1")
+        p += decoding_problems(s, self.batch_size, flag=lambda name: "--" + name.replace("_", "-"))
         if self.limit is not None and self.limit < 1:
             p.append(f"--limit: {self.limit}; must be at least 1")
         return p
@@ -134,6 +131,24 @@ def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, jud
     problems = cfg.problems(settings)
     if problems:
         raise UserError("eval settings:\n  " + "\n  ".join(problems))
+    progress = ProgressWriter(Path(cfg.out_dir or RunFolder(cfg.run_dir).eval_dir) / PROGRESS_FILE, list(STAGES))
+    try:
+        results = _run_eval(cfg, settings, progress, engine=engine, judge=judge, pairwise=pairwise, echo=echo)
+    except BaseException as exc:  # KeyboardInterrupt too: the bar must not say "running" forever
+        progress.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    progress.finish()
+    return results
+
+
+# The evaluation's stages, in order, as its progress file names them.
+STAGES = ("base replies", "adapter replies", "judging", "A/B pairs")
+# Verdicts per judge call: a multiple of the reader's encoder batch (16), so its batches are the
+# ones an unchunked call would make, and big enough that an LLM judge keeps its concurrency.
+JUDGE_CHUNK = 32
+
+
+def _run_eval(cfg: EvalConfig, settings, progress: ProgressWriter, *, engine, judge, pairwise, echo) -> dict:
     t_start = time.perf_counter()
     timing: dict[str, float] = {}
     folder = RunFolder(cfg.run_dir)
@@ -163,37 +178,52 @@ def run_eval(cfg: EvalConfig, settings, *, engine: ChatEngine | None = None, jud
 
     # ---- generation (reused when the same replies are already on disk) --------------------
     rows_by_model = {}
+    own_engine = engine is None
     for label, adapter, sha in (("base", None, None), ("adapter", ADAPTER_NAME, adapter_sha)):
         keys = {p.id: reply_key(p, base, sha, cfg.sampling, system_prompt) for p in prompts}
         path = out_dir / f"responses_{label}.jsonl"
         rows = _reuse(path, keys)
+        progress.stage(f"{label} replies", len(prompts), done=len(prompts) if rows is not None else 0)
         if rows is not None:
             echo(f"  {label}: reusing {len(rows)} replies from {path}")
             timing[f"generate_{label}_s"] = "reused"
         else:
             if engine is None:
-                engine = load_engine(base, settings)
+                engine = load_engine(base, settings)  # closed below, once both sides are generated
             if adapter is not None:
                 engine.attach_adapter(ADAPTER_NAME, adapter_dir)
             t0 = time.perf_counter()
             rows = generate_replies(engine, prompts, adapter, cfg.sampling, system_prompt, cfg.batch_size,
-                                    base=base, adapter_sha=sha, echo=echo)
+                                    base=base, adapter_sha=sha, echo=echo, progress=progress.advance)
             timing[f"generate_{label}_s"] = round(time.perf_counter() - t0, 1)
             write_jsonl(path, rows)  # saved before judging: a judge failure loses no generation
         rows_by_model[label] = rows
+    if own_engine and engine is not None:
+        engine.close()  # its worker thread must not outlive the process (see Batcher.close)
 
     # ---- judging --------------------------------------------------------------------------
     t0 = time.perf_counter()
+    progress.stage("judging", sum(len(rows) for rows in rows_by_model.values()))
+    judged = 0
     for label, rows in rows_by_model.items():
-        verdicts = judge.judge_batch([JudgeItem(r["id"], r["messages"], r["reply"], r.get("category")) for r in rows])
-        for r, v in zip(rows, verdicts):
-            r["verdict"] = v.to_dict()
+        for i in range(0, len(rows), JUDGE_CHUNK):
+            chunk = rows[i:i + JUDGE_CHUNK]
+            verdicts = judge.judge_batch([JudgeItem(r["id"], r["messages"], r["reply"], r.get("category")) for r in chunk])
+            for r, v in zip(chunk, verdicts):
+                r["verdict"] = v.to_dict()
+            judged += len(chunk)
+            progress.advance(judged)
         write_jsonl(out_dir / f"responses_{label}.jsonl", rows)
     timing["judge_s"] = round(time.perf_counter() - t0, 2)
     t0 = time.perf_counter()
     base_rows, ad_rows = rows_by_model["base"], rows_by_model["adapter"]
-    pairs = pairwise.judge_pairs([PairItem(a["id"], a["messages"], a["reply"], b["reply"], a.get("category"))
-                                  for a, b in zip(ad_rows, base_rows)])
+    items = [PairItem(a["id"], a["messages"], a["reply"], b["reply"], a.get("category"))
+             for a, b in zip(ad_rows, base_rows)]
+    progress.stage("A/B pairs", len(items))
+    pairs = []
+    for i in range(0, len(items), JUDGE_CHUNK // 2):  # two orders per pair: JUDGE_CHUNK judgements a call
+        pairs += pairwise.judge_pairs(items[i:i + JUDGE_CHUNK // 2])
+        progress.advance(len(pairs))
     pair_dicts = [p.to_dict() for p in pairs]
     write_jsonl(out_dir / "ab_pairs.jsonl", pair_dicts)
     timing["ab_s"] = round(time.perf_counter() - t0, 2)

@@ -16,12 +16,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..errors import UserError
 from ..inference import ChatEngine, SamplingConfig, default_sampling, load_engine
 from ..jsonl import read_jsonl, write_jsonl
 from ..prompting import with_persona_system
 from .evalset import EvalPrompt, load_eval_set
+from .progress import ProgressWriter
 
 ADAPTER_NAME = "candidate"
 # 96 new tokens ~ 70 words: the persona's replies are 20-120 words, and at ~17 tokens/s on 2
@@ -55,6 +57,21 @@ def reply_key(p: EvalPrompt, base: str, adapter_sha: str | None, sampling: Sampl
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def decoding_problems(s: SamplingConfig, batch_size: int, flag=lambda name: name) -> list[str]:
+    """Every problem of a decoding setup, each naming the setting as `flag` spells it (the config's
+    `max_new_tokens`, or the CLI's `--max-new-tokens`: `pipeline evaluate` passes that spelling)."""
+    p = []
+    if s.max_new_tokens < 1:
+        p.append(f"{flag('max_new_tokens')}: {s.max_new_tokens}; must be at least 1")
+    if s.temperature < 0:
+        p.append(f"{flag('temperature')}: {s.temperature}; must be 0 (greedy) or more")
+    if not 0 < s.top_p <= 1:
+        p.append(f"{flag('top_p')}: {s.top_p}; must be in (0, 1]")
+    if batch_size < 1:
+        p.append(f"{flag('batch_size')}: {batch_size}; must be at least 1")
+    return p
+
+
 @dataclass
 class RespondConfig:
     base: str
@@ -76,16 +93,7 @@ class RespondConfig:
             p.append(f"prompts: {self.prompts} not found; pass eval.yaml or a JSONL file of {{id, prompt|messages}}")
         if self.adapter is not None:
             p += adapter_problems(self.adapter)
-        s = self.sampling
-        if s.max_new_tokens < 1:
-            p.append(f"max_new_tokens: {s.max_new_tokens}; must be at least 1")
-        if s.temperature < 0:
-            p.append(f"temperature: {s.temperature}; must be 0 (greedy) or more")
-        if not 0 < s.top_p <= 1:
-            p.append(f"top_p: {s.top_p}; must be in (0, 1]")
-        if self.batch_size < 1:
-            p.append(f"batch_size: {self.batch_size}; must be at least 1")
-        return p
+        return p + decoding_problems(self.sampling, self.batch_size)
 
     def check(self) -> None:
         problems = self.problems()
@@ -95,7 +103,9 @@ class RespondConfig:
 
 def generate_replies(engine: ChatEngine, prompts: list[EvalPrompt], adapter: str | None, sampling: SamplingConfig,
                      system_prompt: str | None, batch_size: int = 8, *, base: str = "", adapter_sha: str | None = None,
-                     echo=None) -> list[dict]:
+                     echo=None, progress: Callable[[int], None] | None = None) -> list[dict]:
+    """One reply row per prompt, `batch_size` conversations per engine call; after each batch
+    `progress(replies so far)` (the evaluation's progress file, pipeline/evaluation/progress.py)."""
     convs = [with_persona_system(p.messages, system_prompt) for p in prompts]
     rows: list[dict] = []
     t0 = time.perf_counter()
@@ -105,6 +115,8 @@ def generate_replies(engine: ChatEngine, prompts: list[EvalPrompt], adapter: str
             rows.append({**p.to_dict(), "reply": r, "model": {"base": base, "adapter": adapter, "adapter_sha256": adapter_sha},
                          "sampling": sampling.to_dict(), "system_prompt": system_prompt is not None,
                          "key": reply_key(p, base, adapter_sha, sampling, system_prompt)})
+        if progress:
+            progress(len(rows))
         if echo:
             echo(f"  {adapter or 'base'}: {len(rows)}/{len(convs)} replies ({time.perf_counter() - t0:.0f}s)")
     return rows
@@ -131,13 +143,33 @@ def respond(cfg: RespondConfig, settings, *, engine: ChatEngine | None = None, e
         from ..spec import load_persona
 
         system_prompt = load_persona(cfg.persona or settings.persona_dir()).spec.system_prompt
+    own = engine is None
     engine = engine or load_engine(cfg.base, settings)
-    name, sha = None, None
-    if cfg.adapter is not None:
-        engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
-        name, sha = ADAPTER_NAME, dir_sha256(cfg.adapter)
-    rows = generate_replies(engine, prompts, name, cfg.sampling, system_prompt, cfg.batch_size,
-                            base=cfg.base, adapter_sha=sha, echo=echo)
+    try:
+        name, sha = None, None
+        if cfg.adapter is not None:
+            engine.attach_adapter(ADAPTER_NAME, cfg.adapter)
+            name, sha = ADAPTER_NAME, dir_sha256(cfg.adapter)
+        # Beside the output file, the same progress file an evaluation writes (`<out>.progress.json`).
+        writer = ProgressWriter(progress_path_for(cfg.out) if cfg.out is not None else None,
+                                [f"{'adapter' if name else 'base'} replies"])
+        writer.stage(writer.stages[0], len(prompts))
+        try:
+            rows = generate_replies(engine, prompts, name, cfg.sampling, system_prompt, cfg.batch_size,
+                                    base=cfg.base, adapter_sha=sha, echo=echo, progress=writer.advance)
+        except Exception as exc:
+            writer.fail(f"{type(exc).__name__}: {exc}")
+            raise
+    finally:
+        if own:
+            engine.close()
     if cfg.out is not None:
         write_jsonl(cfg.out, rows)
+    writer.finish()
     return rows
+
+
+def progress_path_for(out: str | Path) -> Path:
+    """Where `respond --out FILE.jsonl` writes its progress: FILE.progress.json."""
+    out = Path(out)
+    return out.with_name(out.stem + ".progress.json")

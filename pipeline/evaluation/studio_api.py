@@ -2,13 +2,16 @@
 
 The evaluation itself always runs as a background job (`python -m pipeline evaluate ...` via
 JobManager): generation on CPU takes minutes and must survive a page refresh. The tab reads
-the results back through the run folder (`RunFolder.results()`, the typed results model).
+the results back through the run folder (`RunFolder.results()`, the typed results model), and
+the running evaluation's progress through its progress file (pipeline/evaluation/progress.py).
+What it hands the tab are rows (lists of dicts) and dataclasses; the tab makes the tables.
 """
 
 from __future__ import annotations
 
 import shlex
-import pandas as pd
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
@@ -16,6 +19,7 @@ from ..judges import describe_agreement
 from ..jobs import JobManager
 from ..settings import Settings
 from ..runs import RunFolder, list_runs
+from .progress import read_progress
 from .results import RESULTS_FILE, load_results
 
 JOB_KIND = "evaluate"
@@ -69,7 +73,7 @@ def eval_argv(run: str, judge: str, limit: int | None, max_new_tokens: int | Non
 
 
 def start_eval(jobs: JobManager, settings: Settings, run: str, judge: str, limit=None,
-               max_new_tokens=None, temperature=None, top_p=None) -> tuple[str, str, str]:
+               max_new_tokens=None, temperature=None, top_p=None) -> tuple[str, "JobStatus"]:
     argv = eval_argv(run, judge, limit, max_new_tokens, temperature, top_p)
     if judge == "llm" and not settings.judge.configured:
         raise UserError("the LLM judge needs an endpoint: set OPENAI_API_KEY (and OPENAI_BASE_URL for a local server), "
@@ -77,16 +81,64 @@ def start_eval(jobs: JobManager, settings: Settings, run: str, judge: str, limit
     if not RunFolder(run).has_adapter():
         raise UserError(f"{run} has no adapter/adapter_config.json; choose a finished training run")
     job = jobs.start(JOB_KIND, argv, run_dir=str(run), label=f"eval {Path(run).name} ({judge})")
-    status, log = job_status(jobs, job.id)
-    return f"Started `python -m pipeline {' '.join(shlex.quote(a) for a in argv)}`", status, log
+    return f"Started `python -m pipeline {' '.join(shlex.quote(a) for a in argv)}`", job_status(jobs, job.id)
 
 
-def job_status(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Progress:
+    """Where the evaluation job the tab follows has got (the tab draws the bar from it).
+
+    state: none (no evaluation yet) | starting (its process is loading, no progress written yet)
+    | running | finished | failed | stopped | lost (the job's state once it is over)."""
+    state: str
+    stage: str = ""
+    done: int = 0
+    total: int = 0
+    fraction: float = 0.0  # of the whole evaluation, 0..1
+    eta_s: float | None = None  # of the current stage
+    elapsed_s: float | None = None
+    next_stages: list[str] = field(default_factory=list)
+    run: str | None = None
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    status: str  # markdown: label, state, the command
+    log: str
+    progress: Progress
+
+
+def job_status(jobs: JobManager, job_id: str | None = None) -> JobStatus:
     v = jobs.view(JOB_KIND, job_id, none="No evaluation has run yet.")
-    return v.status, v.log
+    return JobStatus(v.status, v.log, job_progress(v.job))
 
 
-def stop_eval(jobs: JobManager) -> tuple[str, str]:
+def job_progress(job) -> Progress:
+    """The job's progress file read against the job: a file older than the job is an earlier
+    evaluation's (not this one's), and a job that is over shows its own end state."""
+    if job is None:
+        return Progress("none")
+    p = read_progress(RunFolder(job.run_dir).eval_progress_path) if job.run_dir else None
+    if p is not None and p.started_at < job.started_at - 1:  # 1 s: the two clocks are the same machine's
+        p = None
+    state = job.state
+    if p is None:
+        return Progress("starting" if state == "running" else state, fraction=1.0 if state == "finished" else 0.0,
+                        run=job.run_dir)
+    if state == "running" and p.state == "failed":
+        state = "failed"
+    elapsed, eta = p.elapsed_s, None
+    if state == "running":
+        # The file is rewritten once per batch; between writes the clock keeps going.
+        since = max(0.0, time.time() - p.updated_at)
+        elapsed = round(p.elapsed_s + since, 1)
+        eta = None if p.eta_s is None else round(max(0.0, p.eta_s - since), 1)
+    return Progress(state, stage=p.stage, done=p.done, total=p.total,
+                    fraction=1.0 if state == "finished" else p.fraction, eta_s=eta, elapsed_s=elapsed,
+                    next_stages=p.next_stages if state == "running" else [], run=job.run_dir)
+
+
+def stop_eval(jobs: JobManager) -> JobStatus:
     job = jobs.latest(JOB_KIND)
     if job is None or job.state != "running":
         raise UserError("no evaluation is running")
@@ -129,37 +181,45 @@ def _describe_sampling(s: dict | None) -> str:
     return SamplingConfig(**{k: v for k, v in s.items() if k in SAMPLING_FIELDS}).describe()
 
 
-def view(run: str | None) -> dict:
-    """Everything the tab shows for a run's latest evaluation (empty frames if none yet)."""
-    empty = {"decision": "No evaluation for this run yet: start one above.",
-             "gates": pd.DataFrame(columns=GATE_COLUMNS),
-             "traits": pd.DataFrame(columns=["trait", "model", "score", "bar"]),
-             "categories": pd.DataFrame(columns=CATEGORY_COLUMNS),
-             "worst": pd.DataFrame(columns=WORST_COLUMNS), "ab": "", "summary": "", "file": None}
+@dataclass(frozen=True)
+class EvalView:
+    """Everything the tab shows for a run's latest evaluation; tables as rows (lists of dicts,
+    keys = the column names in GATE_COLUMNS, TRAIT_COLUMNS, CATEGORY_COLUMNS, WORST_COLUMNS)."""
+    decision: str = "No evaluation for this run yet: start one above."
+    gates: list[dict] = field(default_factory=list)
+    traits: list[dict] = field(default_factory=list)
+    categories: list[dict] = field(default_factory=list)
+    worst: list[dict] = field(default_factory=list)
+    ab: str = ""
+    summary: str = ""
+    file: str | None = None
+
+
+def view(run: str | None) -> EvalView:
+    """The run's latest evaluation (an EvalView with empty tables if it has none yet)."""
     if not run:
-        return empty
+        return EvalView()
     path = results_path(run)
     if not path.is_file():
-        return empty
+        return EvalView()
     r = load_results(path).model_dump()
     a, b = r["metrics"]["adapter"], r["metrics"]["base"]
-    gates = pd.DataFrame([{"gate": g["name"], "result": "PASS" if g["passed"] else "FAIL",
-                           "value": readable(g["value"]), "threshold": readable(g["threshold"]),
-                           "detail": g["detail"]} for g in r["gates"]], columns=GATE_COLUMNS)
+    gates = [{"gate": g["name"], "result": "PASS" if g["passed"] else "FAIL", "value": readable(g["value"]),
+              "threshold": readable(g["threshold"]), "detail": g["detail"]} for g in r["gates"]]
     # "bar" gives each (trait, model) its own bar: Gradio's BarPlot stacks bars that share an x
     # value, which would pile base on adapter instead of setting them side by side.
-    traits = pd.DataFrame([{"trait": t, "model": m, "score": src["trait_means"].get(t), "bar": f"{t} · {m}"}
-                           for t in a["trait_means"] for m, src in (("base", b), ("adapter", a))])
-    cats = pd.DataFrame([{"category": c["category"], "n": c["n"], "base": _round(c["base_mean"]),
-                          "adapter": _round(c["adapter_mean"]), "change": _round(c["delta"]),
-                          "base violations": c["base_violations"], "adapter violations": c["adapter_violations"]}
-                         for c in r["per_category"]], columns=CATEGORY_COLUMNS)
+    traits = [{"trait": t, "model": m, "score": src["trait_means"].get(t), "bar": f"{t} · {m}"}
+              for t in a["trait_means"] for m, src in (("base", b), ("adapter", a))]
+    cats = [{"category": c["category"], "n": c["n"], "base": _round(c["base_mean"]),
+             "adapter": _round(c["adapter_mean"]), "change": _round(c["delta"]),
+             "base violations": c["base_violations"], "adapter violations": c["adapter_violations"]}
+            for c in r["per_category"]]
     # The base model's reply to the same prompt beside the adapter's, so a reader sees what changed.
     base_reply = _base_replies(path.parent)
-    worst = pd.DataFrame([{"id": w["id"], "overall": _round(w["overall"]), "prompt": w["prompt"],
-                           "adapter reply": w["reply"], "base reply": base_reply.get(w["id"], ""),
-                           "violations": "; ".join(f"{v['type']}: \"{v['quote']}\"" for v in (w["violations"] or []))}
-                          for w in r["worst_replies"]], columns=WORST_COLUMNS)
+    worst = [{"id": w["id"], "overall": _round(w["overall"]), "prompt": w["prompt"],
+              "adapter reply": w["reply"], "base reply": base_reply.get(w["id"], ""),
+              "violations": "; ".join(f"{v['type']}: \"{v['quote']}\"" for v in (w["violations"] or []))}
+             for w in r["worst_replies"]]
     ab = r["ab"]
     ab_md = (f"**A/B (adapter vs base, both orders):** {ab['wins']} wins, {ab['losses']} losses, {ab['ties']} ties "
              f"over {ab['n']} pairs; win rate {ab['win_rate']:.0%} (95% Wilson {ab['ci_low']:.0%}-{ab['ci_high']:.0%}); "
@@ -179,8 +239,7 @@ def view(run: str | None) -> dict:
         head += "\n\n" + propose_for_run(run).markdown()
     except Exception as exc:  # the results above stay readable even if the proposal cannot be made
         head += f"\n\n(next step unavailable: {exc})"
-    return {"decision": head, "gates": gates, "traits": traits, "categories": cats, "worst": worst, "ab": ab_md,
-            "summary": summary, "file": str(path)}
+    return EvalView(head, gates, traits, cats, worst, ab_md, summary, str(path))
 
 
 def dataset_line(run_config: dict) -> str:
@@ -202,12 +261,20 @@ def _round(x, digits: int = 3):
 
 
 GATE_COLUMNS = ["gate", "result", "value", "threshold", "detail"]
+TRAIT_COLUMNS = ["trait", "model", "score", "bar"]
 CATEGORY_COLUMNS = ["category", "n", "base", "adapter", "change", "base violations", "adapter violations"]
 WORST_COLUMNS = ["id", "overall", "prompt", "adapter reply", "base reply", "violations"]
 
 
-def compare_view(run_a: str | None, run_b: str | None) -> tuple[str, pd.DataFrame, pd.DataFrame]:
-    """(summary markdown, per-trait frame, per-gate frame) for the tab's "Compare two runs"."""
+@dataclass(frozen=True)
+class CompareView:
+    """The tab's "Compare two runs": a summary and two tables as rows (column order = key order)."""
+    markdown: str
+    traits: list[dict]
+    gates: list[dict]
+
+
+def compare_view(run_a: str | None, run_b: str | None) -> CompareView:
     from .compare import compare_runs
 
     cmp = compare_runs(run_a or "", run_b or "")
@@ -216,10 +283,10 @@ def compare_view(run_a: str | None, run_b: str | None) -> tuple[str, pd.DataFram
     def interval(t):
         return "-" if t["ci_low"] is None else f"{t['ci_low']:+.2f} to {t['ci_high']:+.2f}"
 
-    traits = pd.DataFrame([{"trait": t["trait"], a: readable(t["a"]), b: readable(t["b"]),
-                            "change (B - A)": "-" if t["delta"] is None else f"{t['delta']:+.2f}",
-                            "95% interval": interval(t), "prompts": t["n"]} for t in cmp.traits])
-    gates = pd.DataFrame([{"gate": g["gate"], f"{a}": f"{g['a_result']} ({readable(g['a'])})",
-                           f"{b}": f"{g['b_result']} ({readable(g['b'])})",
-                           "change (B - A)": "-" if g["delta"] is None else f"{g['delta']:+.3g}"} for g in cmp.gates])
-    return cmp.markdown(), traits, gates
+    traits = [{"trait": t["trait"], a: readable(t["a"]), b: readable(t["b"]),
+               "change (B - A)": "-" if t["delta"] is None else f"{t['delta']:+.2f}",
+               "95% interval": interval(t), "prompts": t["n"]} for t in cmp.traits]
+    gates = [{"gate": g["gate"], f"{a}": f"{g['a_result']} ({readable(g['a'])})",
+              f"{b}": f"{g['b_result']} ({readable(g['b'])})",
+              "change (B - A)": "-" if g["delta"] is None else f"{g['delta']:+.3g}"} for g in cmp.gates]
+    return CompareView(cmp.markdown(), traits, gates)

@@ -156,10 +156,14 @@ def generate_samples(run: dict, settings: Settings, system_prompt: str | None, p
                         "eval.yaml or examples to persona.yaml")
     # The studio passes its shared engine factory: one copy of the base weights in memory (16 GB for 8B).
     engine = engine_factory(run["config"]["base_model"]) if engine_factory else ChatEngine(run["config"]["base_model"], settings)
-    engine.attach_adapter("package", run["adapter"])
-    convs = [with_persona_system(msgs, system_prompt) for _, msgs in prompts]
-    # Greedy: the examples are reproducible from the package alone.
-    replies = engine.generate_batch(convs, "package", SamplingConfig(max_new_tokens=max_new_tokens, temperature=0))
+    try:
+        engine.attach_adapter("package", run["adapter"])
+        convs = [with_persona_system(msgs, system_prompt) for _, msgs in prompts]
+        # Greedy: the examples are reproducible from the package alone.
+        replies = engine.generate_batch(convs, "package", SamplingConfig(max_new_tokens=max_new_tokens, temperature=0))
+    finally:
+        if not engine_factory:  # the studio's shared engine stays; our own is closed
+            engine.close()
     return [{"id": pid, "messages": msgs + [{"role": "assistant", "content": reply}],
              "source": f"generated at packaging (greedy, max_new_tokens={max_new_tokens})"}
             for (pid, msgs), reply in zip(prompts, replies)]

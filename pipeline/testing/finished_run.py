@@ -13,7 +13,7 @@ from ..runs import RunFolder
 
 
 def make_finished_run(runs_dir: str | Path, base_model_dir: str | Path, run_id: str = "run-demo", *,
-                      seed: int = 0, r: int = 8) -> Path:
+                      seed: int = 0, r: int = 8, base_model: str | None = None) -> Path:
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -30,5 +30,8 @@ def make_finished_run(runs_dir: str | Path, base_model_dir: str | Path, run_id: 
     peft_model.save_pretrained(adapter)
     folder = RunFolder(run)
     folder.write_status("finished")
-    folder.config_path.write_text(f"base_model: {base_model_dir}\n# made by pipeline.testing.finished_run\n")
+    # `base_model`: the name the run records (a registry name such as smollm2-135m), when the
+    # weights were loaded from that model's prepared folder
+    folder.config_path.write_text(f"base_model: {base_model or base_model_dir}\n"
+                                  "# made by pipeline.testing.finished_run\n")
     return run

@@ -30,9 +30,20 @@ WAITING = "…"
 EMPTY_REPLY = "(empty reply)"
 
 
-def _chat(conv: list[dict], pending: bool) -> list[dict]:
-    msgs = [{"role": m["role"], "content": m["content"] if m["content"].strip() or m["role"] != "assistant"
-             else EMPTY_REPLY} for m in conv if m["role"] != "system"]
+def cut_mark(tokens: int) -> str:
+    """Appended to a reply the token limit cut off: a voter should not read it as the model's ending."""
+    return f"\n\n✂ *cut at {tokens} tokens (the Arena's reply limit)*"
+
+
+def _chat(conv: list[dict], pending: bool, cuts: dict[int, int] | None = None) -> list[dict]:
+    msgs = []
+    for i, m in enumerate(conv):
+        if m["role"] == "system":
+            continue
+        content = m["content"] if m["content"].strip() or m["role"] != "assistant" else EMPTY_REPLY
+        if cuts and i in cuts:
+            content += cut_mark(cuts[i])
+        msgs.append({"role": m["role"], "content": content})
     if pending:
         msgs.append({"role": "assistant", "content": WAITING})
     return msgs
@@ -43,7 +54,8 @@ def _chats(s: ArenaSession, left: str | None = None, right: str | None = None) -
     if b is None:
         return [], []
     generating = b.state == "generating"
-    lc, rc = _chat(b.conv_left, False), _chat(b.conv_right, False)
+    cuts = getattr(b, "cuts", None) or {}
+    lc, rc = _chat(b.conv_left, False, cuts.get("left")), _chat(b.conv_right, False, cuts.get("right"))
     if generating:
         lc.append({"role": "assistant", "content": left or WAITING})
         rc.append({"role": "assistant", "content": right or WAITING})

@@ -22,6 +22,9 @@ import pandas as pd
 
 from pipeline.dataset import studio_api as api
 from pipeline.dataset.review import SAMPLE_FRACTION
+from pipeline.evaluation.results import RESULTS_FILE
+
+from ..fields import optional_number
 
 
 def overview_frames(settings, target_per_scenario: int | None = None):
@@ -70,12 +73,13 @@ def create_tab(ctx) -> None:
             with gr.Row():
                 per_scenario = gr.Number(3, label="Examples per scenario", precision=0, minimum=1,
                                          elem_id="data-per-scenario", info="The seed used 3 (37 scenarios -> 111).")
-                limit = gr.Number(None, label="Stop after (examples)", precision=0, elem_id="data-limit",
+                limit = optional_number("Stop after (examples)", precision=0, elem_id="data-limit", placeholder="all",
                                   info="Empty: every scenario x variant.")
                 concurrency = gr.Number(8, label="Concurrency", precision=0, minimum=1, elem_id="data-concurrency")
-                max_requests = gr.Number(None, label="Max requests", precision=0, elem_id="data-max-requests",
+                max_requests = optional_number("Max requests", precision=0, elem_id="data-max-requests",
+                                         placeholder="no cap",
                                          info="Hard cap, retries included. Empty: none.")
-                max_cost = gr.Number(None, label="Max cost (USD)", elem_id="data-max-cost",
+                max_cost = optional_number("Max cost (USD)", elem_id="data-max-cost", placeholder="no cap",
                                      info="Hard cap on estimated spend. Empty: none.")
             generate_btn = gr.Button("Generate (background job)", variant="primary", interactive=llm,
                                      elem_id="data-generate")
@@ -96,7 +100,8 @@ def create_tab(ctx) -> None:
             dedupe_btn = gr.Button("Dedupe", variant="primary", elem_id="data-dedupe")
         with gr.Tab("Balance"):
             with gr.Row():
-                per_target = gr.Number(None, label="Target per scenario", precision=0, elem_id="data-target",
+                per_target = optional_number("Target per scenario", precision=0, elem_id="data-target",
+                                       placeholder="the categories' targets",
                                        info="Empty: each category's target_count spread over its scenarios. Seed: 10.")
                 offline = gr.Checkbox(not llm, label="Report gaps only (no generation)", elem_id="data-offline")
                 with_curated = gr.Checkbox(False, label="Count the curated set too", elem_id="data-with-curated",
@@ -104,8 +109,8 @@ def create_tab(ctx) -> None:
             balance_btn = gr.Button("Balance", variant="primary", elem_id="data-balance")
         with gr.Tab("Target weak traits"):
             with gr.Row():
-                results_path = gr.Textbox(label="EVALUATION_RESULTS.json (or plan JSON)", elem_id="data-results",
-                                          placeholder="runs/<id>/eval/EVALUATION_RESULTS.json", scale=3)
+                results_path = gr.Textbox(label=f"{RESULTS_FILE} (or plan JSON)", elem_id="data-results",
+                                          placeholder=f"runs/<id>/eval/{RESULTS_FILE}", scale=3)
                 per_trait = gr.Number(30, label="Examples per weak trait", precision=0, elem_id="data-per-trait")
             target_btn = gr.Button("Generate targeted examples (background job)", variant="primary",
                                    interactive=llm, elem_id="data-target-run")

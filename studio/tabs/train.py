@@ -17,6 +17,30 @@ from pipeline.train import monitor
 from pipeline.train.config import ALL_MODULES, PRESETS
 
 
+# The loss plot's x axis spans the whole planned run (so the curve also shows how far it has got),
+# and at least this many steps: the axis then has room for ~10-20 ticks only at whole steps (a
+# 5-step run drawn on 1..5 would be labelled 1.5, 2.5, ...).
+MIN_STEPS_AXIS = 20
+
+
+def _loss_plot(view) -> gr.LinePlot:
+    last = max([view.max_steps or 0] + [int(m["step"]) for m in view.metrics])
+    return gr.LinePlot(value=_loss_frame(view), x_lim=[0, max(MIN_STEPS_AXIS, last)])
+
+
+def _runs_frame(rows: list[dict]) -> pd.DataFrame:
+    """The Runs table with its figures rounded as a person reads them (losses to 3 decimals)."""
+    df = pd.DataFrame(rows)
+    for col, digits in (("first_loss", 3), ("final_loss", 3), ("runtime_s", 0)):
+        if col in df:
+            df[col] = df[col].map(lambda x, d=digits: None if x is None or pd.isna(x) else round(float(x), d))
+    return df
+
+
+def _preset_note(name: str | None) -> str:
+    return f"**{name}**: {PRESETS[name][0]}" if name in PRESETS else ""
+
+
 def _loss_frame(view) -> pd.DataFrame:
     # Explicit numeric dtypes: an empty or object-typed frame makes the plot treat the axes as
     # categories (one tick per value, in arrival order) instead of a scale.
@@ -33,14 +57,15 @@ def create_tab(ctx) -> None:
                 "against the spec's limit, memory) before pressing Start; training runs as a background job and "
                 "keeps going if you close this page.")
     with gr.Row():
-        preset = gr.Dropdown([(f"{k}: {v[0]}", k) for k, v in PRESETS.items()], value=d["preset"], label="Preset",
-                             scale=3, elem_id="train-preset")
+        # Names only in the box (a long description is cut there); the chosen one's is spelled out below.
+        preset = gr.Dropdown(list(PRESETS), value=d["preset"], label="Preset", scale=2, elem_id="train-preset")
         base = gr.Textbox(d["base_model"], label="Base model", elem_id="train-base",
                           info="smollm2-135m, llama-3.1-8b-instruct, a local folder or a Hub id")
         persona = gr.Textbox(d["persona"], label="Persona", elem_id="train-persona")
         data = gr.Textbox(d["data"], label="Data", placeholder="empty: the shipped <persona>/train.jsonl",
                           elem_id="train-data",
                           info="Default: the Data tab's newest exported version. Only approved records are used.")
+    preset_note = gr.Markdown(_preset_note(d["preset"]), elem_id="train-preset-note")
     with gr.Row():
         r = gr.Number(d["lora.r"], label="LoRA rank r", precision=0, minimum=1, elem_id="train-r")
         alpha = gr.Number(d["lora.alpha"], label="LoRA alpha", precision=0, minimum=1, elem_id="train-alpha")
@@ -82,7 +107,7 @@ def create_tab(ctx) -> None:
     command = gr.Markdown(elem_id="train-command")
     with gr.Row():
         loss_plot = gr.LinePlot(_loss_frame(monitor.View(None, "idle", "")), x="step", y="loss", title="Training loss",
-                                height=280, elem_id="train-loss")
+                                height=280, x_lim=[0, MIN_STEPS_AXIS], elem_id="train-loss")
         log = gr.Textbox(label="Log (last lines)", lines=12, max_lines=12, interactive=False, elem_id="train-log")
     runs = gr.Dataframe(label="Runs", interactive=False, elem_id="train-runs")
     timer = gr.Timer(2.0)
@@ -92,7 +117,7 @@ def create_tab(ctx) -> None:
 
     def show(view):
         cmd = f"`{view.command}`" if view.command else ""
-        return (view.job_id, view.progress_html(), _loss_frame(view), view.log, cmd,
+        return (view.job_id, view.progress_html(), _loss_plot(view), view.log, cmd,
                 gr.Button(interactive=view.resumable), view.run_dir)
 
     run_dir = gr.State(None)  # the run the page follows (Resume continues it)
@@ -105,6 +130,7 @@ def create_tab(ctx) -> None:
     # .input, not .change: a reloaded page sets the preset from the running job's command, and that
     # must not reset the other fields to the preset's defaults (bug 8).
     preset.input(on_preset, inputs=[preset], outputs=form[1:], api_name="train_preset")
+    preset.change(_preset_note, inputs=[preset], outputs=[preset_note], show_progress="hidden", queue=False)
     for comp in form:
         comp.change(lambda *v: monitor.plan_report(as_form(*v), settings), inputs=form, outputs=[plan_md],
                     show_progress="hidden", queue=False)
@@ -116,7 +142,7 @@ def create_tab(ctx) -> None:
                  api_name="train_resume")
     timer.tick(lambda j: show(monitor.attach(jobs, j)), inputs=[job_id], outputs=live, show_progress="hidden",
                queue=False, api_name="train_poll")
-    timer.tick(lambda: pd.DataFrame(monitor.runs_table(settings)), outputs=[runs], show_progress="hidden", queue=False)
+    timer.tick(lambda: _runs_frame(monitor.runs_table(settings)), outputs=[runs], show_progress="hidden", queue=False)
     from gradio.context import Context
 
     # Re-attach on every page load: the latest training job, running or not; while one runs, the
@@ -128,4 +154,4 @@ def create_tab(ctx) -> None:
     Context.root_block.load(lambda: show(monitor.attach(jobs)), outputs=live)
     Context.root_block.load(page_form, outputs=form, api_name="train_form")
     Context.root_block.load(lambda *v: monitor.plan_report(as_form(*v), settings), inputs=form, outputs=[plan_md])
-    Context.root_block.load(lambda: pd.DataFrame(monitor.runs_table(settings)), outputs=[runs], api_name="train_runs")
+    Context.root_block.load(lambda: _runs_frame(monitor.runs_table(settings)), outputs=[runs], api_name="train_runs")
