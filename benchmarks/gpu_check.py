@@ -11,7 +11,7 @@ what each step proves). Until it has run on a GPU, every GPU claim in docs/gpu.m
 Every step runs in isolation (training steps in their own `python -m pipeline train` process, as
 the studio's job runner does, so unsloth is imported first, exactly as in production) and records
 ok/error/figures; one JSON report at the end. Nothing is downloaded: the models are a small random
-Llama built locally (pipeline.tiny_model) and, for the memory probe, a random-init Llama-3.1-8B shape.
+Llama built locally (pipeline.testing.tiny_model) and, for the memory probe, a random-init Llama-3.1-8B shape.
 
 Steps
   env        driver, torch CUDA build, capability, bf16 with/without emulation, bitsandbytes, xformers,
@@ -114,7 +114,7 @@ def env_step():
 
 def make_tiny(root: Path) -> tuple[Path, Path]:
     from pipeline.jsonl import write_jsonl
-    from pipeline.tiny_model import build_tiny_llama
+    from pipeline.testing.tiny_model import build_tiny_llama
 
     # head_dim 64 (hidden 256 / 4 heads): sizes unsloth's Triton kernels and bnb blocks accept
     tiny = build_tiny_llama(root / "tiny", layers=2, hidden=256, heads=4, kv_heads=2, intermediate=512, vocab_size=512)

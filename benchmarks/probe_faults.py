@@ -199,19 +199,11 @@ def probe_votes(tmp: Path) -> dict:
 def probe_training(tmp: Path) -> dict:
     from pipeline.jsonl import write_jsonl
     from pipeline.settings import Settings
-    from pipeline.tiny_model import build_tiny_llama
+    from pipeline.testing.stop_after import StopAfter
+    from pipeline.testing.tiny_model import build_tiny_llama
     from pipeline.train.runner import run_training
     from tests.test_train import _record, _tiny_cfg
     from tests.test_train_faults import CORRUPTIONS
-
-    class StopAfter(threading.Event):
-        def __init__(self, n):
-            super().__init__()
-            self.n = n
-
-        def is_set(self):
-            self.n -= 1
-            return self.n < 0 or super().is_set()
 
     tiny = build_tiny_llama(tmp / "tiny")
     settings = Settings.from_env(env={}, work_dir=tmp / "work", cache_dir=REPO / ".cache")

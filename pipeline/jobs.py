@@ -149,15 +149,21 @@ def gpu_free_gb() -> float | None:
 class JobManager:
     """`release_gpu` frees what the studio itself holds on the GPU (its resident chat engine) and
     returns what it freed; it runs before every GPU job, so one process owns the GPU at a time.
-    `gpu_free` reports free GPU memory in GB (None: no GPU, nothing to own). `settings`: what every
-    job started here sees as its environment (`Settings.job_env()`), so a training, evaluation or
-    data job works on the studio's folders and endpoints."""
+    `gpu_free` reports free GPU memory in GB (None: no GPU, nothing to own). `plan_gpu(kind, argv,
+    settings)` plans the GPU memory of a job that did not bring its own plan (`pipeline.gpu_plan`:
+    an Evaluate job serves its run's base model). `settings`: what every job started here sees as
+    its environment (`Settings.job_env()`), so a training, evaluation or data job works on the
+    studio's folders and endpoints."""
 
     def __init__(self, root: str | Path, settings: "Settings | None" = None, *,
-                 release_gpu: Callable[[], list[str]] | None = None, gpu_free: Callable[[], float | None] = gpu_free_gb):
+                 release_gpu: Callable[[], list[str]] | None = None, gpu_free: Callable[[], float | None] = gpu_free_gb,
+                 plan_gpu: Callable[[str, list[str], "Settings"], float | None] | None = None):
+        from .gpu_plan import planned_gpu_gb
+
         self.root = Path(root)
         self.settings = settings
         self.release_gpu, self.gpu_free = release_gpu, gpu_free
+        self.plan_gpu = plan_gpu or planned_gpu_gb
         self._procs: dict[str, subprocess.Popen] = {}  # reaped on poll; files stay the truth
 
     def start(self, kind: str, argv: list[str], *, run_dir: str | None = None, label: str = "",
@@ -165,12 +171,18 @@ class JobManager:
               gpu_gb: float | None = None) -> Job:
         """Start `python -m pipeline <argv>` in the background. With `exclusive`, refuse while
         another job of the same kind runs (one training job at a time per studio). `program`
-        replaces `python -m pipeline` (tests use it to run a plain sleeper)."""
+        replaces `python -m pipeline` (tests use it to run a plain sleeper). `gpu_gb`: the job's
+        planned GPU memory; without it, on a GPU, the launcher plans it (`plan_gpu`) from the kind
+        and argv, so no GPU job starts unplanned."""
         if exclusive:
             busy = [j for j in self.list(kind) if j.state == "running"]
             if busy:
                 raise UserError(f"{_article(kind).capitalize()} {kind} job is already running ({busy[0].label or busy[0].id}); "
                                 f"wait for it to finish or stop it first.")
+        if gpu_gb is None and self.gpu_free() is not None:
+            from .settings import Settings
+
+            gpu_gb = self.plan_gpu(kind, list(argv), self.settings or Settings.from_env())
         if gpu_gb is not None:
             self._claim_gpu(kind, gpu_gb)
         job_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]

@@ -138,8 +138,11 @@ def _in_hf_cache(repo_id: str) -> bool:
         return False
 
 
-def availability(model: ModelEntry, settings: Settings) -> tuple[bool, str]:
-    """(usable here?, why or why not). Never touches the network."""
+def availability(model: ModelEntry, settings: Settings, purpose: str = "serve") -> tuple[bool, str]:
+    """(usable here?, why or why not). Never touches the network. `purpose="train"` checks the repo
+    the trainer loads (`train_id`: for the 8B the pre-quantized 4-bit copy), not the serving repo:
+    a machine that can serve the 8B may still lack its training weights, and the run would then try
+    to download them at its first step."""
     if model.embedded:
         if (embedded_dir(settings) / "config.json").is_file():
             return True, f"ready ({embedded_dir(settings)})"
@@ -152,11 +155,15 @@ def availability(model: ModelEntry, settings: Settings) -> tuple[bool, str]:
         return False, f"not prepared yet: run `{model.how_to_get}`"
     if model.needs_gpu and not _cuda_available():
         return False, "needs a CUDA GPU (run it on a GPU Space)"
-    path = Path(model.serve_id)
+    repo = model.train_id if purpose == "train" else model.serve_id
+    path = Path(repo)
     if path.is_dir():
         return ((path / "config.json").is_file(), "local folder" if (path / "config.json").is_file() else "no config.json in folder")
-    if _in_hf_cache(model.serve_id):
-        return True, "in the local Hugging Face cache"
+    if _in_hf_cache(repo):
+        return True, "in the local Hugging Face cache" + (f" ({repo})" if repo != model.serve_id else "")
+    if repo != model.serve_id:
+        return False, (f"the training weights {repo} are not downloaded: huggingface-cli download {repo}"
+                       f" (serving uses {model.serve_id})")
     return False, f"not downloaded: {model.how_to_get}"
 
 
@@ -226,7 +233,7 @@ def prepare_embedded(settings: Settings, force: bool = False) -> Path:
 def local_path(name_or_path: str, settings: Settings, purpose: str = "serve") -> str:
     """What to pass to `from_pretrained` for this model, or raise with the fix named."""
     model = resolve(name_or_path)
-    ok, why = availability(model, settings)
+    ok, why = availability(model, settings, purpose)
     if not ok:
         raise ModelNotAvailable(f"Base model {model.name!r} is not available here: {why}")
     if model.embedded:
@@ -309,7 +316,9 @@ def list_models(settings: Settings) -> list[dict]:
     rows = []
     for m in REGISTRY.values():
         ok, why = availability(m, settings)
-        rows.append({"name": m.name, "ready": ok, "status": why, "train_id": m.train_id,
+        train_ok, train_why = availability(m, settings, "train")
+        rows.append({"name": m.name, "ready": ok, "status": why, "train_ready": train_ok, "train_status": train_why,
+                     "train_id": m.train_id,
                      "serve_id": m.serve_id, "description": m.description,
                      "sampling": m.sampling_defaults(), "sampling_why": m.sampling_why})
     return rows

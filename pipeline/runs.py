@@ -249,6 +249,38 @@ def finished_with_adapter(run: RunFolder) -> bool:
     return run.is_finished() and run.has_adapter()
 
 
+def same_base_model(a: str | None, b: str | None) -> bool:
+    """Do two base-model names (registry name, local folder, Hub id) mean the same weights?
+    `smollm2-135m` and `HuggingFaceTB/SmolLM2-135M-Instruct` do; a folder and its resolved path do."""
+    from .models import resolve
+
+    def key(x: str) -> str:
+        try:
+            m = resolve(x)
+            return m.serve_id or m.name
+        except Exception:  # an unknown name only equals itself
+            return x
+
+    return a is not None and b is not None and (a == b or key(str(a)) == key(str(b)))
+
+
+def trained_on(run: RunFolder) -> str | None:
+    """The base model config.yaml names, or None (no config, or one that does not parse)."""
+    try:
+        return run.base_model
+    except UserError:
+        return None
+
+
+def other_base(run: RunFolder, base_model: str) -> str | None:
+    """Why `run` was not trained on `base_model` (None when it was): an adapter trained on another
+    base would load onto the wrong weights (or fail on its shapes)."""
+    base = trained_on(run)
+    if same_base_model(base, base_model):
+        return None
+    return f"trained on {base or 'an unknown base model'}, not on the base model {base_model}"
+
+
 def same_base(base_model: str) -> Callable[[RunFolder], bool]:
-    """A `where=` filter: runs trained on `base_model` (config.yaml `base_model`)."""
-    return lambda run: run.base_model == base_model
+    """A `where=` filter: runs trained on `base_model` (config.yaml `base_model`, by `same_base_model`)."""
+    return lambda run: other_base(run, base_model) is None

@@ -1,5 +1,5 @@
 """What the Evaluate and Publish tabs offer to download for a run: the adapter and the package
-as zip files, and EVALUATION_RESULTS.json as it is.
+as zip files, and the evaluation results file as it is.
 
 The zips are built on demand under `state/downloads/<run>/` (never inside the run folder, which
 holds only what training, evaluation and packaging wrote) and rebuilt when their source is newer.
@@ -28,7 +28,7 @@ def _zip(folder: Path, dest: Path) -> Path:
 
 
 def run_downloads(run: str | None, settings: Settings) -> list[str]:
-    """Paths to offer for `run`: adapter zip, package zip, EVALUATION_RESULTS.json (those that exist)."""
+    """Paths to offer for `run`: adapter zip, package zip, the evaluation results (those that exist)."""
     if not run:
         return []
     folder = RunFolder(run)

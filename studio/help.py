@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from pipeline.evaluation.results import RESULTS_FILE
+
 TAB_HELP: dict[str, str] = {
     "Persona": (
         "**Phase 1: Specification.** The five components (traits with 0/1/2 rubric anchors, vocabulary, "
@@ -32,7 +34,7 @@ TAB_HELP: dict[str, str] = {
         "adapter. Votes feed the A/B win rate. CLI: `python -m pipeline arena results`"
     ),
     "Publish": (
-        "**Phase 6: Packaging.** Build the package (adapter, README, PERSONA_SPEC.md, EVALUATION_RESULTS.json, "
+        f"**Phase 6: Packaging.** Build the package (adapter, README, PERSONA_SPEC.md, {RESULTS_FILE}, "
         "examples), validate it, push it to the Hub (needs HF_TOKEN). CLI: `python -m pipeline package --run runs/ID` · `python -m pipeline package validate DIR` · `python -m pipeline publish DIR --repo-id you/name`"
     ),
 }

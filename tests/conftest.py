@@ -53,16 +53,35 @@ def embedded_model_dir() -> Path:
 MODEL_FIXTURES = {"tiny_model_dir", "embedded_model_dir", "tiny_run", "launched_studio"}
 # Modules whose every test runs the pipeline's CLI or the app in a child process (torch imports).
 SLOW_MODULES = {"test_app_launch.py", "test_run_all.py"}
+# Tests that start many CLI child processes or a whole studio: each took 10 s or more in the fast
+# lane (`pytest -m "not slow and not browser" --durations=60`, 2 cores at load ~10, 2026-12-02; their
+# 291 s were 56% of the lane's 523 s). They run in `make test`; the fast lane keeps one of each kind.
+SLOW_TESTS = {
+    "test_bad_data_files.py::test_the_cli_answers_a_bad_file_with_a_message_and_exit_2",  # 47 s
+    "test_data_tab.py::test_data_tab_end_to_end",  # 38 s
+    "test_spec.py::test_cli_validate_ok_and_bad",  # 31 s
+    "test_data_files.py::test_stats_cli_reports_unmet_targets_and_exits_1",  # 25 s
+    "test_data_files.py::test_stats_cli_bad_file_is_a_user_error",  # 21 s
+    "test_data_pipeline.py::test_killed_generate_job_resumes_without_repeating_completed_calls",  # 18 s
+    "test_data_files.py::test_stats_cli_json_matches_function",  # 18 s
+    "test_space_deploy.py::test_cli_space_deploy",  # 15 s
+    "test_data_files.py::test_stats_cli_table",  # 15 s
+    "test_bad_specs.py::test_bad_persona_yaml_is_refused_naming_the_file[deep_nesting]",  # 15 s
+    "test_bad_specs.py::test_the_cli_never_echoes_control_characters",  # 12 s
+    "test_persona_tab.py::test_persona_tab_through_gradio_client",  # 11 s
+    "test_secret_scan_plants.py::test_every_planted_secret_is_found_and_none_is_shown",  # 11 s
+}
 
 
 def pytest_collection_modifyitems(config, items):
-    """`browser`: everything under tests/browser/ (Chromium). `slow`: see MODEL_FIXTURES and
-    SLOW_MODULES. `make test-fast` runs `-m "not slow and not browser"`."""
+    """`browser`: everything under tests/browser/ (Chromium). `slow`: see MODEL_FIXTURES,
+    SLOW_MODULES and SLOW_TESTS. `make test-fast` runs `-m "not slow and not browser"`."""
     for item in items:
         path = str(item.fspath).replace(os.sep, "/")
         if "tests/browser/" in path:
             item.add_marker(pytest.mark.browser)
-        elif path.rsplit("/", 1)[-1] in SLOW_MODULES or MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+        elif (path.rsplit("/", 1)[-1] in SLOW_MODULES or MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+              or f"{path.rsplit('/', 1)[-1]}::{item.name}" in SLOW_TESTS):
             item.add_marker(pytest.mark.slow)
 
 

@@ -216,3 +216,28 @@ def test_publish_tab_packages_validates_and_pushes_in_one_click(tmp_path, tiny_m
             assert ["error", "PERSONA_SPEC.md"] in [r[:2] for r in rows["data"]]
         finally:
             demo.close()
+
+
+def test_the_publish_seam_hands_the_tab_rows_and_dataclasses(tmp_path, tiny_model_dir):
+    """pipeline.package.studio_api without Gradio: the run list, the package summary and command, the
+    findings as plain rows, and a failed push as a view (its reason and command, never the token)."""
+    from pipeline.package import studio_api
+
+    settings = Settings.from_env(env={}, work_dir=tmp_path / "work", cache_dir=REPO / ".cache")
+    run = make_run(settings.work_dir, tiny_model_dir)
+    assert [path for _, path in studio_api.runs(settings)] == [str(run)]
+    view = studio_api.package(str(run), settings)
+    assert "package written to" in view.summary and view.command == f"Same from the command line: `python -m pipeline package --run {run}`"
+    checked = studio_api.validate(str(run), settings)
+    assert "PASSED" in checked.verdict and checked.rows == []
+    (run / "package" / "PERSONA_SPEC.md").unlink()
+    rows = studio_api.validate(str(run), settings).rows
+    assert all(isinstance(r, list) and len(r) == len(studio_api.FINDING_HEADERS) for r in rows)
+    assert ["error", "PERSONA_SPEC.md"] in [r[:2] for r in rows]
+    with FakeHub() as hub, hub.patched_client():
+        hub.add_user("alice", ALICE)
+        failed = studio_api.push(str(run), settings, token=ALICE, repo_id="alice/x", dataset_repo="", private=True,
+                                 override_validation=False)
+        assert hub.repo("alice/x") is None, "refused before the repo was created"
+    assert failed.error and failed.markdown == f"**Push failed:** {failed.error}" and "PERSONA_SPEC.md" in failed.error
+    assert "--repo-id alice/x --private" in failed.command and ALICE not in failed.markdown + failed.command

@@ -75,3 +75,69 @@ def test_without_a_gpu_the_launcher_claims_nothing(tmp_path):
     jm = JobManager(tmp_path / "jobs", release_gpu=lambda: released.append(1) or [], gpu_free=lambda: None)
     job = jm.start("train", [], program=[sys.executable, "-c", "pass"], gpu_gb=999.0)
     assert jm.wait(job.id, 20).state == "finished" and released == []
+
+
+def _run_on(runs, name: str, base: str):
+    """A finished run folder on `base`, as pipeline.train.runner writes it (config.yaml with `train:`)."""
+    import yaml
+
+    from pipeline.train.config import TrainConfig
+
+    d = runs / name
+    (d / "adapter").mkdir(parents=True)
+    (d / "adapter" / "adapter_config.json").write_text("{}")
+    (d / "config.yaml").write_text(yaml.safe_dump({"base_model": base, "train": TrainConfig(base_model=base).to_dict()}))
+    return d
+
+
+def test_an_evaluate_job_plans_its_gpu_memory_and_is_refused_when_it_does_not_fit(tmp_path):
+    """An Evaluate job started from the tab declares no memory itself: the launcher plans it from the
+    job's own flags and run (pipeline.gpu_plan: the 8B served in bf16 with a batch of 8 is ~17.7 GB),
+    frees the studio's engine, and refuses it when that does not fit, before anything starts."""
+    from pipeline.evaluation.studio_api import eval_argv, start_eval
+    from pipeline.settings import Settings
+    from studio.context import StudioContext
+
+    settings = Settings.from_env(env={}, work_dir=tmp_path)
+    free = {"gb": 12.0}  # as nvidia-smi would report it, beside a 4-bit training job on a 24 GB card
+    ctx = StudioContext(settings)
+    ctx._engines["llama-3.1-8b-instruct"] = object()
+    jm = JobManager(tmp_path / "jobs", settings, release_gpu=ctx.release_engines, gpu_free=lambda: free["gb"])
+    big = _run_on(settings.runs_dir, "on-llama", "llama-3.1-8b-instruct")
+    with pytest.raises(UserError) as err:
+        start_eval(jm, settings, str(big), "rubric")
+    assert "this evaluate job plans ~17.7 GB of GPU memory and only 12.0 GB is free" in str(err.value)
+    assert "after freeing the studio's chat engine (llama-3.1-8b-instruct)" in str(err.value)
+    assert ctx._engines == {} and jm.list() == []
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]  # the job's argv follows, unused
+    small = _run_on(settings.runs_dir, "on-smol", "smollm2-135m")
+    try:
+        job = jm.start("evaluate", eval_argv(str(small), "rubric", None, None), run_dir=str(small), program=sleeper)
+        assert jm.get(job.id).gpu_gb == pytest.approx(1.5), "the 135M model's plan is recorded in job.json"
+        # the plan reads the job's flags: a smaller batch and fewer new tokens plan less
+        free["gb"] = 40.0
+        lean = jm.start("evaluate", ["evaluate", "--run", str(big), "--batch-size", "1", "--max-new-tokens", "16"],
+                        program=sleeper, exclusive=False)
+        assert 15.0 < jm.get(lean.id).gpu_gb < 17.7
+    finally:
+        for j in jm.list():
+            jm.stop(j.id, force=True)
+
+
+def test_a_resumed_train_job_is_planned_from_its_run_config(tmp_path):
+    """`train --resume RUN` (the Train tab's Resume) is planned from the run's config.yaml like the start was."""
+    from pipeline.settings import Settings
+    from pipeline.train.plan import plan
+
+    settings = Settings.from_env(env={}, work_dir=tmp_path)
+    run = _run_on(settings.runs_dir, "on-llama", "llama-3.1-8b-instruct")
+    jm = JobManager(tmp_path / "jobs", settings, gpu_free=lambda: 4.0)
+    with pytest.raises(UserError) as err:
+        jm.start("train", ["train", "--resume", str(run)], program=[sys.executable, "-c", "pass"])
+    want = plan("llama-3.1-8b-instruct", 16, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                batch_size=2, max_length=2048).memory.total_gb
+    assert f"this train job plans ~{want:.1f} GB" in str(err.value) and want > 4.0
+    # a data job loads no model: never planned, never refused
+    data = jm.start("data", ["data", "stats"], program=[sys.executable, "-c", "pass"])
+    assert jm.wait(data.id, 20).gpu_gb is None

@@ -67,3 +67,38 @@ def test_models_list_cli_shows_embedded_ready(embedded_model_dir):
     prep = subprocess.run([sys.executable, "-m", "pipeline", "models", "prepare", "smollm2-135m"], cwd=REPO, env=env,
                           capture_output=True, text=True, check=True)
     assert "already prepared" in prep.stdout
+
+
+def _cache_repo(cache, repo_id: str) -> None:
+    """A repo in a Hugging Face hub cache laid out as `huggingface-cli download` leaves it."""
+    d = cache / ("models--" + repo_id.replace("/", "--"))
+    (d / "refs").mkdir(parents=True)
+    (d / "refs" / "main").write_text("0" * 40)
+    (d / "snapshots" / ("0" * 40)).mkdir(parents=True)
+    (d / "snapshots" / ("0" * 40) / "config.json").write_text("{}")
+
+
+def test_training_availability_checks_the_training_repo_not_the_serving_repo(settings, tmp_path, monkeypatch):
+    """A model whose trainer loads another repo (the 8B's pre-quantized 4-bit copy) is ready to serve
+    with only the serving repo downloaded, but not ready to train: the run is refused before it starts,
+    naming the repo to download, instead of trying to fetch it at its first step."""
+    from huggingface_hub import constants
+
+    from pipeline.train.config import ConfigError
+    from pipeline.train.runner import prepare
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    entry = models.ModelEntry(name="two-repos", description="", train_id="org/model-bnb-4bit", serve_id="org/model")
+    monkeypatch.setitem(models.REGISTRY, "two-repos", entry)
+    _cache_repo(tmp_path / "hub", "org/model")
+    assert models.availability(entry, settings) == (True, "in the local Hugging Face cache")
+    ok, why = models.availability(entry, settings, "train")
+    assert not ok and "huggingface-cli download org/model-bnb-4bit" in why and "serving uses org/model" in why
+    assert models.local_path("two-repos", settings) == "org/model"
+    with pytest.raises(ConfigError) as err:
+        prepare({"base_model": "two-repos"}, settings)
+    assert any(p.startswith("base_model:") and "org/model-bnb-4bit" in p for p in err.value.problems), err.value.problems
+    _cache_repo(tmp_path / "hub", "org/model-bnb-4bit")
+    assert models.local_path("two-repos", settings, purpose="train") == "org/model-bnb-4bit"
+    row = {r["name"]: r for r in models.list_models(settings)}["two-repos"]
+    assert row["ready"] and row["train_ready"]

@@ -125,7 +125,7 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
     from pipeline.arena.battle import ArenaSession, Battle
     from pipeline.hub import PushConfig
     from studio.app import build_app
-    from studio.tabs.publish import push_command
+    from pipeline.package.studio_api import push_command
 
     line = push_command(PushConfig(package="runs/x/package", repo_id="me/tm", private=False,
                                    override_validation=True, dataset_repo="me/tm-data"))

@@ -4,7 +4,6 @@ adapter (its weights move, the base stays fixed), in the same run folder, and a 
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from safetensors.torch import load_file
 
 from pipeline.errors import UserError
 from pipeline.jsonl import write_jsonl
+from pipeline.testing.stop_after import StopAfter
 from pipeline.train.config import ConfigError, parse_config
 from pipeline.train.runner import read_metrics, run_status, run_training
 
@@ -70,23 +70,13 @@ def _pref_cfg(sft_run, method, **kw):
     return cfg
 
 
-class _StopAfter(threading.Event):
-    def __init__(self, n):
-        super().__init__()
-        self.n = n
-
-    def is_set(self):
-        self.n -= 1
-        return self.n < 0 or super().is_set()
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["dpo", "kto"])
 def test_preference_round_moves_the_adapter_keeps_the_base_and_resumes(sft_run, method, tiny_model_dir):
     out = sft_run["tmp"] / f"{method}-run"
     base_files = {p.name: p.read_bytes() for p in Path(tiny_model_dir).glob("*.safetensors")}
     # stop after 2 optimizer steps (the runner checks once after loading, then at every step end)
-    s1 = run_training(_pref_cfg(sft_run, method), out, sft_run["settings"], stop_event=_StopAfter(2), echo=False)
+    s1 = run_training(_pref_cfg(sft_run, method), out, sft_run["settings"], stop_event=StopAfter(2), echo=False)
     assert s1["state"] == "stopped" and s1["steps"] == 2
     st = run_status(out)
     assert st["resumable"] and st["has_adapter"]
@@ -158,3 +148,40 @@ def test_bad_pairs_file_is_reported_by_line(tmp_path):
     bad.write_text('{"prompt": [{"role": "user", "content": "hi"}], "chosen": "not a list"}\n')
     with pytest.raises(UserError, match="line 1"):
         read_pairs([bad, tmp_path / "missing.jsonl"])
+
+
+def test_accelerate_launch_two_processes_train_one_dpo_adapter_on_the_same_pairs(sft_run, tiny_model_dir, tmp_path):
+    """A DPO round under `accelerate launch` (two gloo ranks, as tests/test_gpu_stack.py's SFT one): rank 0
+    alone builds the pairs (self-play loads an engine) and writes the run folder; rank 1 waits for the
+    pairs file and trains on the same rows; one adapter, one metrics line per step."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "dpo-2ranks"
+    # `python -m accelerate.commands.launch`, as tests/test_gpu_stack.py: no dependence on the script's #!
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "pipeline", "train", "--method", "dpo", "--from-run", str(sft_run["run"]), "--pairs", str(sft_run["pairs"]),
+           "--self-play", "2", "--persona", str(PERSONA), "--data", str(sft_run["data"]), "--out", str(out),
+           "--backend", "trl", "--precision", "fp32", "--threads", "1", "--max-steps", "2", "--batch-size", "1",
+           "--grad-accum", "1", "--lr", "5e-3", "--warmup-steps", "0", "--max-length", "256", "--report-to", "none",
+           "--save-strategy", "steps", "--save-steps", "100"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TASKMASTER_WORK_DIR": str(tmp_path / "work")}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env, cwd=REPO)
+    log = p.stdout + p.stderr
+    assert p.returncode == 0, log[-4000:]
+    assert "rank 1 of 2" in log and "rank 1: trained 2 steps" in log, log[-3000:]
+    assert log.count("self-play: 2 curated conversations") == 1, "only rank 0 ran self-play"
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["method"] == "dpo"
+    assert [m["step"] for m in read_metrics(out)] == [1, 2], "rank 1 wrote no metrics of its own"
+    pairs = [json.loads(x) for x in (out / "pairs.jsonl").read_text().splitlines()]
+    sources = {r["source"] for r in pairs}
+    assert "arena" in sources and sources & {"self_play", "judge_ranked"}, sources
+    assert [d.name for d in out.iterdir() if d.name.startswith("adapter")] == ["adapter"]
+    assert json.loads((out / "status.json").read_text())["state"] == "finished"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import torch
 import yaml
 
 from pipeline.errors import UserError
+from pipeline.testing.stop_after import StopAfter
 from pipeline.jsonl import write_json, write_jsonl
 from pipeline.train.config import ConfigError, Hardware, TrainConfig, parse_config, preset, resolve
 from pipeline.train.data import IGNORE, tokenize_conversation, tokenize_records
@@ -163,22 +163,10 @@ def test_run_folder_summary_and_adapter_size_matches_plan(tiny_model_dir, data_f
         run_training(_tiny_cfg(tiny_model_dir, data_file), out, settings, echo=False)
 
 
-class _StopAfter(threading.Event):
-    """A stop request that is seen after n checks (the runner checks once after loading, then at every step end)."""
-
-    def __init__(self, n):
-        super().__init__()
-        self.n = n
-
-    def is_set(self):
-        self.n -= 1
-        return self.n < 0 or super().is_set()
-
-
 def test_stopped_run_keeps_adapter_and_resumes_from_its_checkpoint(tiny_model_dir, data_file, settings, tmp_path):
     out = tmp_path / "run"
     cfg = _tiny_cfg(tiny_model_dir, data_file, max_steps=6, save_steps=100)
-    s1 = run_training(cfg, out, settings, stop_event=_StopAfter(2), echo=False)  # stop after step 2
+    s1 = run_training(cfg, out, settings, stop_event=StopAfter(2), echo=False)  # stop after step 2
     assert s1["state"] == "stopped" and s1["steps"] == 2
     st = run_status(out)
     assert st["state"] == "stopped" and st["resumable"] and st["has_adapter"]

@@ -15,8 +15,9 @@ from pipeline.train.checkpoints import checkpoint_problem
 from pipeline.train.runner import read_metrics, run_training
 
 from pipeline.jsonl import write_jsonl
+from pipeline.testing.stop_after import StopAfter
 
-from .test_train import _record, _StopAfter, _tiny_cfg
+from .test_train import _record, _tiny_cfg
 
 
 def _truncate(path, keep=0.5):
@@ -45,7 +46,7 @@ def stopped_run(tiny_model_dir, tmp_path_factory):
     write_jsonl(data, [_record(i, [(f"add task {i}", f"Done: task {i} is on your list. Want a due date?")])
                        for i in range(6)])
     cfg = _tiny_cfg(tiny_model_dir, data, max_steps=6, save_steps=2, logging_steps=1)
-    run_training(cfg, root / "stopped", settings, stop_event=_StopAfter(4), echo=False)
+    run_training(cfg, root / "stopped", settings, stop_event=StopAfter(4), echo=False)
     whole = run_training(cfg, root / "whole", settings, echo=False)
     return settings, root, whole
 

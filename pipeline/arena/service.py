@@ -20,7 +20,7 @@ import yaml
 from ..errors import UserError
 from ..inference import SamplingConfig, default_sampling
 from ..prompting import with_persona_system
-from ..runs import RunFolder, finished_with_adapter, list_runs
+from ..runs import finished_with_adapter, list_runs, other_base
 from ..settings import Settings
 from ..text_input import clean_user_text
 from . import stats
@@ -33,37 +33,13 @@ log = logging.getLogger(__name__)
 BASE_ID = stats.BASE_ID
 
 
-def same_base(a: str | None, b: str | None) -> bool:
-    """Do two base-model names (registry name, folder, Hub id) mean the same weights?"""
-    from ..models import resolve
-
-    def key(x):
-        try:
-            m = resolve(str(x))
-            return m.serve_id or m.name
-        except Exception:
-            return str(x)
-
-    return a is not None and b is not None and (a == b or key(a) == key(b))
-
-
 def arena_runs(runs_dir: Path, base_model: str | None = None) -> tuple[dict[str, Path], dict[str, str]]:
     """(run id -> adapter folder, run id -> why it is left out). A run enters the Arena when it finished
-    with an adapter and, given `base_model`, was trained on that base: an adapter trained on another
-    base would load onto the wrong weights (or fail on its shapes) and its votes would mean nothing."""
-    out, left_out = {}, {}
-    for run in sorted(list_runs(runs_dir, where=finished_with_adapter), key=lambda r: r.id):
-        if base_model is not None:
-            try:
-                trained_on = run.base_model
-            except UserError:
-                trained_on = None
-            if not same_base(trained_on, base_model):
-                left_out[run.id] = (f"trained on {trained_on or 'an unknown base model'}, not on the studio's "
-                                    f"base model {base_model}")
-                continue
-        out[run.id] = run.adapter_dir
-    return out, left_out
+    with an adapter and, given `base_model`, was trained on that base (`pipeline.runs.same_base`):
+    an adapter of another base would load onto the wrong weights and its votes would mean nothing."""
+    finished = sorted(list_runs(runs_dir, where=finished_with_adapter), key=lambda r: r.id)
+    left_out = {r.id: why for r in finished if base_model is not None and (why := other_base(r, base_model))}
+    return {r.id: r.adapter_dir for r in finished if r.id not in left_out}, left_out
 
 
 def finished_runs(runs_dir: Path, base_model: str | None = None) -> dict[str, Path]:

@@ -22,7 +22,7 @@ def register(sub) -> None:
     r = s.add_parser("results", help="win rate vs base with Wilson 95%% CI, ties, voters, categories, ratings")
     r.add_argument("--json", action="store_true", help="print the whole summary as JSON")
     r.add_argument("--judge", type=Path, help="JSONL of pairwise judge verdicts {prompt_id, model_a, model_b, "
-                                              "winner} (default: every run's eval/EVALUATION_RESULTS.json)")
+                                              "winner} (default: every run's evaluation results)")
     r.set_defaults(handler=_results)
     e = s.add_parser("export", help="write every vote (with both conversations) as CSV or JSONL, or as "
                                     "preference data (dpo pairs / kto labels) for `train --method dpo|kto --pairs FILE`")

@@ -29,7 +29,8 @@ def _list(args, settings) -> int:
     for r in rows:
         mark = "ready" if r["ready"] else "missing"
         print(f"{r['name']:<{width}}  {mark:<7}  {r['status']}")
-        print(f"{'':<{width}}           train: {r['train_id']}  serve: {r['serve_id']}")
+        print(f"{'':<{width}}           train: {r['train_id']} ({'ready' if r['train_ready'] else r['train_status']})"
+              f"  serve: {r['serve_id']}")
     print("\nAlso accepted: any local model folder or Hub id (owner/name) present in the local HF cache.")
     return 0
 

@@ -1,6 +1,6 @@
 """`python -m pipeline next --run runs/<id> [--json]`: the seed's Phase 4 from a run's evaluation.
 
-Reads runs/<id>/eval/EVALUATION_RESULTS.json, the run's loss curve and the Arena's vote count, and
+Reads the run's evaluation results (`RunFolder.results()`), its loss curve and the Arena's vote count, and
 proposes the next step (more epochs, targeted curated data, a preference round, or ship), the weak
 traits it targets and the commands to run (pipeline/evaluation/next_step.py).
 """

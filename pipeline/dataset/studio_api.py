@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 
 from ..errors import UserError
+from ..evaluation.results import RESULTS_FILE
 from ..jobs import JobManager
 from ..jsonl import iter_jsonl
 from ..settings import Settings
@@ -63,7 +64,7 @@ def job_argv(action: str, params: dict) -> list[str]:
     elif action == "target":
         results = (p.get("results") or "").strip()
         if not results:
-            problems.append("evaluation results: give the path of an EVALUATION_RESULTS.json or a plan file")
+            problems.append(f"evaluation results: give the path of an {RESULTS_FILE} or a plan file")
         elif not Path(results).is_file():
             problems.append(f"evaluation results: {results} not found; check the path")
         t = TargetConfig(examples_per_trait=num("per_trait", 30))

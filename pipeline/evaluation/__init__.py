@@ -5,7 +5,7 @@
     metrics.py   compute_metrics: scores, violations, lengths, vocabulary, openers, categories
     stats.py     Wilson interval, mean interval, distributions
     gates.py     check_quality_gates: the seed's three gates + A/B, loss, adapter size, coverage
-    results.py   the versioned EVALUATION_RESULTS.json schema (SCHEMA_VERSION, EvaluationResults)
+    results.py   the versioned results file's schema (RESULTS_FILE, SCHEMA_VERSION, EvaluationResults)
     evaluate.py  run_eval: generate, judge, A/B both orders, metrics, gates, write runs/<id>/eval/
     summary.py   the readable summary.md
     plan.py      build_plan: Phase 4's targeted generation plan from a failing evaluation

@@ -79,15 +79,10 @@ class EvalConfig:
             p += [x.replace("adapter:", "--run:") for x in adapter_problems(run.adapter_dir)]
         if self.eval_set is not None and not Path(self.eval_set).is_file():
             p.append(f"--eval-set: {self.eval_set} not found")
+        from .respond import decoding_problems
+
         s = self.sampling or SamplingConfig(**{k: v for k, v in self.sampling_overrides.items() if v is not None})
-        if s.max_new_tokens < 1:
-            p.append(f"--max-new-tokens: {s.max_new_tokens}; must be at least 1")
-        if s.temperature < 0:
-            p.append(f"--temperature: {s.temperature}; must be 0 (greedy) or more")
-        if not 0 < s.top_p <= 1:
-            p.append(f"--top-p: {s.top_p}; must be in (0, 1]")
-        if self.batch_size < 1:
-            p.append(f"--batch-size: {self.batch_size}; must be at least 1")
+        p += decoding_problems(s, self.batch_size, flag=lambda name: "--" + name.replace("_", "-"))
         if self.limit is not None and self.limit < 1:
             p.append(f"--limit: {self.limit}; must be at least 1")
         return p

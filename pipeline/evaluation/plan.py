@@ -14,6 +14,7 @@ this dict (or the evaluation results, whose `plan` and `failing` keys hold it).
 from __future__ import annotations
 
 from ..spec import PersonaSpec
+from .results import RESULTS_FILE
 
 
 def failing_rows(rows: list[dict], spec: PersonaSpec) -> list[dict]:
@@ -68,4 +69,4 @@ def build_plan(results: dict, spec: PersonaSpec | None = None, per_trait: int = 
             "failing": [{k: f.get(k) for k in ("id", "category", "prompt", "messages", "reply", "traits", "reasons")}
                         for f in failing],
             "scenarios": scenarios, "prompts": prompts,
-            "command": "python -m pipeline data target runs/<id>/eval/EVALUATION_RESULTS.json" if weak else None}
+            "command": f"python -m pipeline data target runs/<id>/eval/{RESULTS_FILE}" if weak else None}

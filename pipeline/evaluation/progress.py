@@ -5,7 +5,7 @@
      "elapsed_s": 81.2, "stage_elapsed_s": 81.2, "eta_s": 135.3, "state": "running",
      "pid": 4242, "started_at": ..., "updated_at": ...}
 
-The Evaluate tab draws its bar and ETA from it, the way the Train tab does from status.json.
+The Evaluate tab draws its bar and ETA from it, the way the Train tab does from the run's status (pipeline/runs.py).
 Stages run one after another (base replies, adapter replies, judging, A/B); `done`/`total`
 count prompts of the current stage. The ETA is the current stage's: the time per prompt so far
 in this stage times the prompts left. Prompts reused from disk count as done but not into the

@@ -57,6 +57,21 @@ def reply_key(p: EvalPrompt, base: str, adapter_sha: str | None, sampling: Sampl
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def decoding_problems(s: SamplingConfig, batch_size: int, flag=lambda name: name) -> list[str]:
+    """Every problem of a decoding setup, each naming the setting as `flag` spells it (the config's
+    `max_new_tokens`, or the CLI's `--max-new-tokens`: `pipeline evaluate` passes that spelling)."""
+    p = []
+    if s.max_new_tokens < 1:
+        p.append(f"{flag('max_new_tokens')}: {s.max_new_tokens}; must be at least 1")
+    if s.temperature < 0:
+        p.append(f"{flag('temperature')}: {s.temperature}; must be 0 (greedy) or more")
+    if not 0 < s.top_p <= 1:
+        p.append(f"{flag('top_p')}: {s.top_p}; must be in (0, 1]")
+    if batch_size < 1:
+        p.append(f"{flag('batch_size')}: {batch_size}; must be at least 1")
+    return p
+
+
 @dataclass
 class RespondConfig:
     base: str
@@ -78,16 +93,7 @@ class RespondConfig:
             p.append(f"prompts: {self.prompts} not found; pass eval.yaml or a JSONL file of {{id, prompt|messages}}")
         if self.adapter is not None:
             p += adapter_problems(self.adapter)
-        s = self.sampling
-        if s.max_new_tokens < 1:
-            p.append(f"max_new_tokens: {s.max_new_tokens}; must be at least 1")
-        if s.temperature < 0:
-            p.append(f"temperature: {s.temperature}; must be 0 (greedy) or more")
-        if not 0 < s.top_p <= 1:
-            p.append(f"top_p: {s.top_p}; must be in (0, 1]")
-        if self.batch_size < 1:
-            p.append(f"batch_size: {self.batch_size}; must be at least 1")
-        return p
+        return p + decoding_problems(self.sampling, self.batch_size)
 
     def check(self) -> None:
         problems = self.problems()

@@ -249,7 +249,7 @@ def measure_pairwise(pairwise, rows: list[dict], max_pairs: int | None = None, m
 
 
 def summary(rep: dict, split: str | None, command: str) -> dict:
-    """The short record a verdict carries (EVALUATION_RESULTS.json judge.agreement, the model card)."""
+    """The short record a verdict carries (the evaluation results' judge.agreement, the model card)."""
     return {"judge": rep["judge"]["name"], "split": split or "all", "n": rep["n"], "spearman": rep["spearman"],
             "kendall": rep["kendall"], "pairwise_accuracy": rep["pairwise"]["accuracy"],
             "mae_linear": rep["mae_linear"]["mae"], "violation_f1": rep["violations"]["overall"]["f1"],

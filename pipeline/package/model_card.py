@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field
 
+from ..evaluation.results import RESULTS_FILE
 from ..judges import describe_agreement
 
 # Licenses of the registry's base models; an adapter inherits its base model's terms.
@@ -109,7 +110,7 @@ def _gate_rows(ev: dict) -> list[str]:
             continue
         mark = "PASS" if g.get("passed") else "FAIL"
         rows.append(f"| {g.get('name', '?')} | {_fmt(g.get('value'))} | {_fmt(g.get('threshold'))} | {mark} |")
-    return rows if len(rows) > 2 else ["No gates were recorded in EVALUATION_RESULTS.json."]
+    return rows if len(rows) > 2 else [f"No gates were recorded in {RESULTS_FILE}."]
 
 
 def _generate_args(f: CardFacts) -> str:
@@ -197,7 +198,7 @@ def render_card(f: CardFacts) -> str:
         "(model `taskmaster-NAME`). Send the system prompt above with every conversation.", "",
         "## Persona Specification", "See PERSONA_SPEC.md for the complete persona (traits, vocabulary, pattern, boundaries, examples).", "",
         "## Evaluation Results",
-        "See EVALUATION_RESULTS.json for every figure. How they were measured:",
+        f"See {RESULTS_FILE} for every figure. How they were measured:",
         f"- Judge: {judge.get('kind') or 'n/a'} `{judge.get('model') or judge.get('name') or 'n/a'}` "
         f"(prompt version {judge.get('prompt_version') or 'n/a'}); agreement with people: "
         f"{describe_agreement(judge.get('agreement'))}",
@@ -207,7 +208,7 @@ def render_card(f: CardFacts) -> str:
         "- Base model and adapter answer the same prompts with the same system prompt; the A/B interval is a 95% interval on the win rate.",
         f"- examples/sample_interactions.jsonl: {f.n_sample_interactions} real replies of this adapter on eval prompts ({f.sample_source or 'generated at packaging time'}).", "",
         "## Files",
-        "adapter_config.json, adapter_model.safetensors, tokenizer files, PERSONA_SPEC.md, EVALUATION_RESULTS.json, "
+        f"adapter_config.json, adapter_model.safetensors, tokenizer files, PERSONA_SPEC.md, {RESULTS_FILE}, "
         "examples/sample_interactions.jsonl, training_config.yaml (the run's config), DATA_CARD.md (the training data), "
         "MANIFEST.json (SHA-256 of every file).", "",
         "## Known Limitations",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from ..evaluation.results import RESULTS_FILE
+
 
 def _record(i: int = 1, reply: str = "Done, it's on your list. Want a due date?", **extra) -> dict:
     return {"id": f"ex-{i:03d}", "category": "task_creation", "scenario": "Create a simple task",
@@ -113,7 +115,7 @@ def secret_plants() -> list[tuple[str, bytes]]:
     return [
         ("README.md", f"Pushed with {FAKE_HF}\n".encode()),
         ("adapter_config.json", json.dumps({"api_key": FAKE_OPENAI}).encode()),
-        ("EVALUATION_RESULTS.json", ('{"note": "' + _json_escaped(FAKE_HF) + '"}').encode()),
+        (RESULTS_FILE, ('{"note": "' + _json_escaped(FAKE_HF) + '"}').encode()),
         ("MANIFEST.json", ('{"x": "' + _json_escaped(FAKE_OPENAI, every=3) + '"}').encode()),
         ("notes_utf16.txt", f"token {FAKE_HF}\n".encode("utf-16")),
         ("notes_utf16le_nobom.txt", f"key {FAKE_OPENAI} end\n".encode("utf-16-le")),

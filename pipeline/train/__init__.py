@@ -5,7 +5,8 @@
     data.py            records -> conversations with the persona prompt -> ids + assistant-only labels
     backend_trl.py     TRL SFTTrainer + PEFT (CPU, or CUDA without unsloth); the trainer both backends share
     backend_unsloth.py unsloth FastLanguageModel, 4-bit (CUDA)
-    runner.py          the run folder: config.yaml, status.json, metrics.jsonl, checkpoints, adapter, summary
+    runner.py          writes the run folder (pipeline/runs.py): config, status, metrics, checkpoints, adapter, summary
+    monitor.py         what the Train tab calls (form, plan, start/stop/resume a job, its progress); `studio_api` is the same module
 
 `python -m pipeline train ...` (pipeline/commands/train.py) and the studio's Train tab both call
 `run_training`, the latter in a background job (`python -m pipeline train ...` via JobManager).

@@ -32,35 +32,45 @@ class TrlBackend:
 
     def load(self, model_path: str):
         """(model with fresh LoRA layers, tokenizer) from a local folder or cached Hub id."""
-        import torch
         from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         configure_threads(self.res)
-        tokenizer = AutoTokenizer.from_pretrained(model_path)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        # CPU: float32 masters, autocast to bf16 per op. CUDA: the base in the training precision.
-        dtype = torch.float32
-        if self.res.device == "cuda":
-            dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.res.precision, torch.float32)
-        if self.res.device == "cuda":
-            # Each process owns one GPU: its local rank under `accelerate launch`, GPU 0 alone.
-            # A bitsandbytes 4-bit base cannot be `.to()`-moved after loading, so it is placed at load.
-            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, device_map={"": local_rank()})
-            if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
-                from peft import prepare_model_for_kbit_training
-
-                model = prepare_model_for_kbit_training(
-                    model, use_gradient_checkpointing=self.res.gradient_checkpointing)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        tokenizer = load_tokenizer(model_path)
+        model = load_base_model(model_path, self.res)
         lora = self.cfg.lora
         layers = lora.layer_indices(model.config.get_text_config().num_hidden_layers)
         model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                                  target_modules=list(lora.target_modules), task_type="CAUSAL_LM",
                                                  layers_to_transform=layers))
         return model, tokenizer
+
+
+def load_tokenizer(model_path: str):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:  # Llama has none: batches pad with the end-of-sequence token
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_base_model(model_path: str, res: Resolved):
+    """The frozen base for training (SFT here, DPO/KTO in preference.py). CPU: float32 masters,
+    autocast to bf16 per op. CUDA: the training precision, on this process's own GPU."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if res.device != "cuda":
+        return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(res.precision, torch.float32)
+    # Each process owns one GPU: its local rank under `accelerate launch`, GPU 0 alone.
+    # A bitsandbytes 4-bit base cannot be `.to()`-moved after loading, so it is placed at load.
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype, device_map={"": local_rank()})
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False):
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=res.gradient_checkpointing)
+    return model
 
 
 def local_rank() -> int:
@@ -88,6 +98,38 @@ def checkpointing_kwarg(config_cls, on: bool) -> dict:
     return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": on}
 
 
+def schedule_args(cfg: TrainConfig, res: Resolved, out_dir: Path) -> dict:
+    """The TrainingArguments every method shares (SFT here, DPO/KTO in preference.py): the config's
+    schedule, precision and device, logging and checkpoints in out_dir/checkpoints (the run folder)."""
+    from .tracking import configure
+
+    return dict(
+        **configure(cfg.report_to, out_dir),
+        output_dir=str(out_dir / "checkpoints"),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        optim=res.optim,
+        bf16=res.precision == "bf16",
+        fp16=res.precision == "fp16",
+        use_cpu=res.device == "cpu",
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        save_strategy=cfg.save_strategy,
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        dataloader_pin_memory=res.device == "cuda",
+        disable_tqdm=False,
+    )
+
+
 def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Resolved, out_dir: Path,
                   callbacks: list):
     """The SFTTrainer both backends run: pre-tokenized rows, the config's schedule, checkpoints in out_dir."""
@@ -107,39 +149,15 @@ def build_trainer(model, tokenizer, rows: list[dict], cfg: TrainConfig, res: Res
     if packed and ours:
         collator = PackedCollator(share_prefix=cfg.share_prefix)
         model.set_attn_implementation(register())
-    from .tracking import configure
-
     ds = Dataset.from_list([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows])
     args = SFTConfig(
-        **configure(cfg.report_to, out_dir),
-        output_dir=str(out_dir / "checkpoints"),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        neftune_noise_alpha=cfg.neftune_alpha or None,
-        optim=res.optim,
-        bf16=res.precision == "bf16",
-        fp16=res.precision == "fp16",
-        use_cpu=res.device == "cpu",
+        **schedule_args(cfg, res, out_dir),
+        neftune_noise_alpha=cfg.neftune_alpha or None,  # NEFTune: SFT only, as the recipe sweep measures it
         # rows are already truncated to max_length by pipeline.train.data; packed rows are longer by design
         max_length=None if packed else cfg.max_length,
         padding_free=packed and not ours,
         train_sampling_strategy="group_by_length" if cfg.batching == "grouped" else "random",
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        save_strategy=cfg.save_strategy,
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_pin_memory=res.device == "cuda",
         dataset_num_proc=None,
-        disable_tqdm=False,
         **checkpointing_kwarg(SFTConfig, res.gradient_checkpointing),
     )
     if not ours:

@@ -149,8 +149,8 @@ LAYERS_DEMO = 12
 
 
 def _cpu_demo() -> dict:
-    # Sized so that 3 epochs over the shipped 239 conversations on the embedded 135M model
-    # finish in under 10 minutes on 2 CPU cores (5 min 05 s measured, docs/benchmarks.md):
+    # Sized so that 3 epochs over the shipped conversations (253: 96 steps) on the embedded 135M model
+    # finish in under 10 minutes on 2 quiet CPU cores (5 min 05 s measured at 239, docs/benchmarks.md):
     #  * r=8 on the seven projections of the last 12 of 30 layers: ~1M trainable parameters
     #    (~2 MB in bf16), enough capacity for a style. The backward pass stops at layer 18, so a
     #    step costs ~forward + 0.4 x backward instead of forward + backward (~1.4x fewer FLOPs).
@@ -159,7 +159,7 @@ def _cpu_demo() -> dict:
     #  * batch 8 x accum 1, packed: the seed's 8 conversations per optimizer step as one
     #    padding-free row, their shared persona prompt computed once (~1,450 tokens computed for
     #    ~2,000 conversation tokens; see docs/benchmarks.md for figures).
-    #  * lr 3e-4, 5 warm-up steps: ~90 optimizer steps in all, so the seed's 10 warm-up steps
+    #  * lr 3e-4, 5 warm-up steps: ~96 optimizer steps in all, so the seed's 10 warm-up steps
     #    would be 11% of the run; a slightly higher peak lr compensates for the small model.
     return dict(
         lora=dict(r=8, alpha=16, dropout=0.0, target_modules=list(ALL_MODULES), layers=LAYERS_DEMO),

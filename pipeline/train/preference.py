@@ -152,22 +152,13 @@ def write_pairs(path: Path, rows: list[dict]) -> None:
 def load_policy(model_path: str, parent_adapter: Path, res):
     """(PEFT model whose "default" adapter is the SFT parent's, trainable; tokenizer). TRL adds a frozen
     copy of it named "ref" as the reference policy; the base weights stay frozen throughout."""
-    import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .backend_trl import configure_threads
+    from .backend_trl import configure_threads, load_base_model, load_tokenizer
 
     configure_threads(res)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    dtype = torch.float32
-    if res.device == "cuda":
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(res.precision, torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
-    if res.device == "cuda":
-        model.to("cuda")
+    tokenizer = load_tokenizer(model_path)
+    model = load_base_model(model_path, res)  # each rank on its own GPU, as SFT
     # PEFT upcasts the adapter to float32 on load (autocast_adapter_dtype): float32 masters, as SFT trains.
     model = PeftModel.from_pretrained(model, str(parent_adapter), is_trainable=True)
     return model, tokenizer
@@ -179,45 +170,22 @@ def build_preference_trainer(model, tokenizer, rows: list[dict], cfg, res, out_d
     checkpoints in out_dir/checkpoints: the same run folder as SFT."""
     from datasets import Dataset
 
-    from .tracking import configure
+    from .backend_trl import checkpointing_kwarg, schedule_args
 
     keep = ("prompt", "chosen", "rejected") if cfg.method == "dpo" else ("prompt", "completion", "label")
     ds = Dataset.from_list([{**{k: r[k] for k in keep}, "prompt": with_persona_system(r["prompt"], system_prompt)}
                             for r in rows])
-    common = dict(
-        **configure(cfg.report_to, out_dir),
-        output_dir=str(out_dir / "checkpoints"),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay,
-        optim=res.optim,
-        bf16=res.precision == "bf16",
-        fp16=res.precision == "fp16",
-        use_cpu=res.device == "cpu",
-        gradient_checkpointing=res.gradient_checkpointing,
-        max_length=cfg.max_length,
-        beta=cfg.beta,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        save_strategy=cfg.save_strategy,
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        dataloader_pin_memory=res.device == "cuda",
-        disable_tqdm=False,
-    )
+
+    def args(config_cls):
+        return config_cls(**schedule_args(cfg, res, out_dir), max_length=cfg.max_length, beta=cfg.beta,
+                          **checkpointing_kwarg(config_cls, res.gradient_checkpointing))
+
     if cfg.method == "dpo":
         from trl import DPOConfig, DPOTrainer
 
-        return DPOTrainer(model=model, args=DPOConfig(**common), train_dataset=ds, processing_class=tokenizer,
+        return DPOTrainer(model=model, args=args(DPOConfig), train_dataset=ds, processing_class=tokenizer,
                           callbacks=callbacks)
     from trl import KTOConfig, KTOTrainer
 
-    return KTOTrainer(model=model, args=KTOConfig(**common), train_dataset=ds, processing_class=tokenizer,
+    return KTOTrainer(model=model, args=args(KTOConfig), train_dataset=ds, processing_class=tokenizer,
                       callbacks=callbacks)

@@ -262,6 +262,19 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0") or 0) == 0
 
 
+def main_process_first(cpu: bool):
+    """Rank 0 runs the block first and the other ranks after it (accelerate's barrier, as TRL prepares
+    its datasets); a plain process just runs it. `cpu`: gloo ranks (accelerate only sees several CPU
+    processes as distributed when told it runs on CPU; otherwise its barrier silently does nothing)."""
+    import contextlib
+
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return contextlib.nullcontext()
+    from accelerate import PartialState
+
+    return PartialState(cpu=cpu).main_process_first()
+
+
 def _fmt_s(s: float) -> str:
     s = int(s)
     return f"{s // 60}m{s % 60:02d}s"
@@ -463,36 +476,44 @@ def _train_preference(p: Prepared, out: Path, ckpt: Path | None, stop_event: thr
 
     from . import preference as pref
 
+    main = is_main_process()
     pairs_path = out / pref.PAIRS_FILE
-    if pairs_path.is_file():
-        rows = pref.read_pairs([pairs_path])
-    else:
-        rows = pref.read_pairs(p.cfg.pairs) if p.cfg.pairs else []
-        if p.cfg.self_play:
-            rows += _self_play(p, echo)
-        pref.write_pairs(pairs_path, rows)
+    # Under `accelerate launch` rank 0 builds the pairs (self-play loads an engine) and writes them;
+    # the other ranks wait for it and read the same file, so every rank trains on the same rows.
+    with main_process_first(cpu=p.res.device == "cpu"):
+        if pairs_path.is_file():
+            rows = pref.read_pairs([pairs_path])
+        elif not main:
+            raise UserError(f"rank {os.environ.get('RANK')}: rank 0 wrote no {pairs_path} (see its error)")
+        else:
+            rows = pref.read_pairs(p.cfg.pairs) if p.cfg.pairs else []
+            if p.cfg.self_play:
+                rows += _self_play(p, echo)
+            pref.write_pairs(pairs_path, rows)
     rows, unusable = pref.rows_for(p.cfg.method, rows)
     if not rows:
         raise UserError(f"no {p.cfg.method} rows to train on ({unusable} KTO rows cannot make DPO pairs): "
                         f"pass --pairs from `python -m pipeline arena export --format {p.cfg.method}` or raise self_play")
     sha = pref.pairs_sha256(rows)
     meta = yaml.safe_load((out / CONFIG).read_text()) or {}
-    if ckpt is None:
+    if ckpt is None and main:
         meta["data_sha256"] = sha
         meta["data_rows"] = {"pairs": len(rows), "unusable": unusable,
                              "sources": {s: sum(1 for r in rows if r.get("source") == s)
                                          for s in sorted({r.get("source") or "?" for r in rows})}}
         atomic_write_text(out / CONFIG, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True))
-    elif meta.get("data_sha256") and meta["data_sha256"] != sha:
+    elif ckpt is not None and meta.get("data_sha256") and meta["data_sha256"] != sha:
         raise UserError(f"{out / pref.PAIRS_FILE} changed since the run started; resume needs the same pairs")
     if echo:
         print(f"{p.cfg.method}: {len(rows)} rows from {pairs_path} (parent adapter {p.cfg.from_run})", flush=True)
     gc.collect()
     if stop_event.is_set():
-        write_status(out, "stopped", pid=None, step=0)
+        if main:
+            write_status(out, "stopped", pid=None, step=0)
         return {"stopped": True, "steps": 0}
     model, tokenizer = pref.load_policy(p.model_path, Path(p.cfg.from_run) / ADAPTER, p.res)
-    cb = _callback_class()(out, stop_event, echo, _rewind_metrics(out, ckpt) if ckpt is not None else 0)
+    offset = _rewind_metrics(out, ckpt) if ckpt is not None and main else 0
+    cb = _callback_class()(out, stop_event, echo, offset, writes=main)
     trainer = pref.build_preference_trainer(model, tokenizer, rows, p.cfg, p.res, out, [cb], p.system_prompt)
     result = trainer.train(resume_from_checkpoint=str(ckpt) if ckpt else None)
     return _finish(p, out, ckpt, stop_event, echo, t0, trainer, result, model, tokenizer, cb,

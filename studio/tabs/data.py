@@ -22,6 +22,7 @@ import pandas as pd
 
 from pipeline.dataset import studio_api as api
 from pipeline.dataset.review import SAMPLE_FRACTION
+from pipeline.evaluation.results import RESULTS_FILE
 
 from ..fields import optional_number
 
@@ -108,8 +109,8 @@ def create_tab(ctx) -> None:
             balance_btn = gr.Button("Balance", variant="primary", elem_id="data-balance")
         with gr.Tab("Target weak traits"):
             with gr.Row():
-                results_path = gr.Textbox(label="EVALUATION_RESULTS.json (or plan JSON)", elem_id="data-results",
-                                          placeholder="runs/<id>/eval/EVALUATION_RESULTS.json", scale=3)
+                results_path = gr.Textbox(label=f"{RESULTS_FILE} (or plan JSON)", elem_id="data-results",
+                                          placeholder=f"runs/<id>/eval/{RESULTS_FILE}", scale=3)
                 per_trait = gr.Number(30, label="Examples per weak trait", precision=0, elem_id="data-per-trait")
             target_btn = gr.Button("Generate targeted examples (background job)", variant="primary",
                                    interactive=llm, elem_id="data-target-run")

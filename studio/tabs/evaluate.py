@@ -4,7 +4,7 @@ Top: choose a run, a judge, and start `python -m pipeline evaluate --run ...` as
 job (the command is shown; the status and log are polled from the job's files, so a refresh
 loses nothing), with a progress bar and ETA drawn from the run's eval/progress.json. Below: the decision, the gates with PASS/FAIL and their numbers, trait means
 base vs adapter, the per-category table, the A/B result, the worst replies, and the
-EVALUATION_RESULTS.json download. Every callback makes one call into
+results file download. Every callback makes one call into
 pipeline.evaluation.studio_api, which hands back rows and dataclasses; the tables (pandas) and
 the progress bar (HTML) are made here.
 """
@@ -17,6 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from pipeline.evaluation import studio_api as api
+from pipeline.evaluation.results import RESULTS_FILE
 
 from ..downloads import run_downloads
 from ..fields import optional_number
@@ -79,7 +80,7 @@ def create_tab(ctx) -> None:
     default_s, why = api.default_decoding(settings)
     with gr.Row():
         # Empty = the run's base model's default decoding (pipeline.models); base and adapter always
-        # answer with the same settings, and EVALUATION_RESULTS.json records them.
+        # answer with the same settings, and the results file records them.
         temperature = optional_number("Temperature (0 = greedy)", minimum=0, elem_id="eval-temperature",
                                 placeholder="default",
                                 info=f"Empty: the base model's default ({settings.base_model}: {default_s.describe()}; {why}).")
@@ -103,7 +104,7 @@ def create_tab(ctx) -> None:
                             elem_id="eval-traits")
         with gr.Column():
             ab = gr.Markdown(elem_id="eval-ab")
-            download = gr.File(label="Downloads: adapter (zip), package (zip), EVALUATION_RESULTS.json",
+            download = gr.File(label=f"Downloads: adapter (zip), package (zip), {RESULTS_FILE}",
                                file_count="multiple", interactive=False, elem_id="eval-download")
     categories = gr.Dataframe(label="Per category", interactive=False, elem_id="eval-categories")
     worst = gr.Dataframe(label="Worst adapter replies, with the base model's reply to the same prompt",

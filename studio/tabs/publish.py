@@ -4,35 +4,20 @@ Layout: run picker -> Package -> Validate (findings table: level, file, problem,
 Hub: token (password field, falls back to HF_TOKEN; never stored, logged or echoed: it lives
 only in this request and the field is cleared after a push), repo id, optional dataset repo,
 private (default on), override validation (recorded in the card) -> Push -> links.
-Every callback makes one call into pipeline/ (pipeline.package, pipeline.hub); user mistakes
-raise UserError, which the studio shell shows as a warning (studio/guard.py).
+Every callback makes one call into pipeline/ (`pipeline.package.studio_api`: rows and dataclasses);
+user mistakes raise UserError, which the studio shell shows as a warning (studio/guard.py).
 """
 
 from __future__ import annotations
 
-import shlex
-
 import gradio as gr
 
-from pipeline.hub import PushConfig, push_package
-from pipeline.package import (PackageConfig, build_package, default_package_dir, publishable_runs,
-                              validate_package)
+from pipeline.package import studio_api
+from pipeline.evaluation.results import RESULTS_FILE
+from pipeline.package.studio_api import FINDING_HEADERS
 
 from ..downloads import run_downloads
 from ..guard import USER_ERRORS, toast_text, user_message
-
-FINDING_HEADERS = ["level", "file", "problem", "fix"]
-
-
-def push_command(cfg: PushConfig) -> str:
-    """The `python -m pipeline publish` line that does what the form does (token never shown)."""
-    argv = ["HF_TOKEN=...", "python -m pipeline publish", shlex.quote(cfg.package), "--repo-id", shlex.quote(cfg.repo_id)]
-    argv.append("--private" if cfg.private else "--public")
-    if cfg.dataset_repo:
-        argv += ["--dataset-repo", shlex.quote(cfg.dataset_repo)]
-    if cfg.override_validation:
-        argv.append("--override-validation")
-    return " ".join(argv)
 
 
 def create_tab(ctx) -> None:
@@ -54,7 +39,7 @@ def create_tab(ctx) -> None:
     findings = gr.Dataframe(headers=FINDING_HEADERS, value=[], interactive=False, wrap=True,
                             label="Validation findings", elem_id="publish-findings",
                             column_widths=["8%", "20%", "36%", "36%"])
-    downloads = gr.File(label="Downloads: adapter (zip), package (zip), EVALUATION_RESULTS.json", file_count="multiple",
+    downloads = gr.File(label=f"Downloads: adapter (zip), package (zip), {RESULTS_FILE}", file_count="multiple",
                         interactive=False, elem_id="publish-downloads")
 
     gr.Markdown("### 3. Push to the Hugging Face Hub\n" + token_note, elem_id="publish-token-note")
@@ -73,33 +58,25 @@ def create_tab(ctx) -> None:
     cli_md = gr.Markdown(elem_id="publish-cli")
 
     def refresh_runs():
-        return gr.Dropdown(choices=publishable_runs(settings))
+        return gr.Dropdown(choices=studio_api.runs(settings))
 
     def do_package(run_dir):
-        result = build_package(PackageConfig(run=run_dir or ""), settings, engine_factory=ctx.engine)
-        return (result.summary() + "\n\nNext: **Validate**.",
-                f"Same from the command line: `python -m pipeline package --run {run_dir}`",
-                run_downloads(run_dir, settings) or None)
+        view = studio_api.package(run_dir, settings, engine_factory=ctx.engine)
+        return view.summary, view.command, run_downloads(run_dir, settings) or None
 
     def do_validate(run_dir):
-        rep = validate_package(default_package_dir(run_dir, settings), settings)
-        return rep.markdown(), rep.rows()
+        view = studio_api.validate(run_dir, settings)
+        return view.verdict, view.rows
 
     def do_push(run_dir, token_value, repo, ds_repo, is_private, force):
-        cli = ""
-        try:
-            cfg = PushConfig(package=str(default_package_dir(run_dir, settings)), repo_id=repo or "",
-                             private=bool(is_private), override_validation=bool(force),
-                             dataset_repo=(ds_repo or "").strip() or None)
-            cli = "Same from the command line: `" + push_command(cfg) + "`"
-            result = push_package(cfg, settings, token=token_value)
-        except USER_ERRORS as exc:
-            # The token field is cleared whatever happened (it must not linger in the page), and
-            # the reason stays on the page next to the button, not only in a toast.
-            msg = user_message(exc)
-            gr.Warning(toast_text(msg))
-            return f"**Push failed:** {msg}", "", cli
-        return result.markdown(), "", cli
+        view = studio_api.push(run_dir, settings, token=token_value, repo_id=repo, dataset_repo=ds_repo,
+                               private=is_private, override_validation=force, user_errors=USER_ERRORS,
+                               message=user_message)
+        if view.error:
+            gr.Warning(toast_text(view.error))
+        # The token field is cleared whatever happened (it must not linger in the page), and a
+        # failure's reason stays on the page next to the button, not only in a toast.
+        return view.markdown, "", view.command
 
     refresh.click(refresh_runs, outputs=run, api_name="publish_runs")
     package_btn.click(do_package, inputs=run, outputs=[package_md, cli_md, downloads], api_name="publish_package")

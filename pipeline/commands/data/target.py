@@ -1,6 +1,6 @@
 """`python -m pipeline data target RESULTS`: targeted examples for the weakest traits (Phase 4).
 
-    python -m pipeline data target runs/<id>/eval/EVALUATION_RESULTS.json
+    python -m pipeline data target runs/<id>/eval/<the results file>    # pipeline.evaluation.results
     python -m pipeline data target plan.json          # {"weak_traits": [...], "failing": [...]}
 Generates examples that strongly show each weak trait, keeps those that pass the filter with
 a 2 on that trait, and writes them as a new dataset version (base + kept) under exports/.
@@ -11,11 +11,12 @@ from __future__ import annotations
 from ...dataset import stages
 from ...dataset.filter import DEFAULT_MIN_SCORE, JUDGE_KINDS
 from ...dataset.target import TargetConfig
+from ...evaluation.results import RESULTS_FILE
 
 
 def register(sub) -> None:
     p = sub.add_parser("target", help="generate examples for the weakest traits of an evaluation")
-    p.add_argument("results", help="EVALUATION_RESULTS.json or a plan JSON with weak_traits / failing")
+    p.add_argument("results", help=f"{RESULTS_FILE} or a plan JSON with weak_traits / failing")
     p.add_argument("--persona")
     p.add_argument("--traits", nargs="+", help="target these traits instead of the weak ones")
     p.add_argument("--per-trait", type=int, default=30, help="examples requested per trait (default 30)")
