@@ -163,7 +163,8 @@ def test_accelerate_launch_two_processes_train_one_dpo_adapter_on_the_same_pairs
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "dpo-2ranks"
-    cmd = [str(Path(sys.executable).with_name("accelerate")), "launch", "--multi_gpu", "--num_processes", "2",
+    # `python -m accelerate.commands.launch`, as tests/test_gpu_stack.py: no dependence on the script's #!
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
            "-m", "pipeline", "train", "--method", "dpo", "--from-run", str(sft_run["run"]), "--pairs", str(sft_run["pairs"]),
            "--self-play", "2", "--persona", str(PERSONA), "--data", str(sft_run["data"]), "--out", str(out),

@@ -30,9 +30,6 @@ def _one(judge, user, reply, context=None):
     return judge.judge_batch([JudgeItem("t", msgs, reply)])[0]
 
 
-@pytest.mark.xfail(strict=True, reason="known gap of reader:v1: the benchmark's dev split has no fluent off-topic "
-                   "replies (the models' off-topic replies are disfluent), so the coherence head reads this one as "
-                   "coherent (4.4/10); see docs/judges.md 'Known gaps'")
 def test_fluent_reply_that_does_not_answer_scores_low(reader):
     v = _one(reader, "mark the expense report as done",
              "The history of the Roman aqueducts is a fascinating subject. Engineers gave each channel a slight, "
@@ -61,8 +58,8 @@ PARAPHRASED = {
 
 
 @pytest.mark.parametrize("vtype", [
-    pytest.param("condescending", marks=pytest.mark.xfail(strict=True, reason="known gap of reader:v1: the "
-                 "condescending head's CV F1 on dev (0.33) was below the shipping bar, so only the lexicon decides")),
+    pytest.param("condescending", marks=pytest.mark.xfail(strict=True, reason="known gap of reader:v2: the "
+                 "condescending head (CV F1 0.45 on dev, test F1 0.52) does not read this one (no lexicon phrase)")),
     "defensive", "negativity_matching", "passive_aggressive"])
 def test_a_paraphrased_violation_of_each_type_is_caught(reader, vtype):
     user, reply = PARAPHRASED[vtype]
@@ -76,8 +73,6 @@ CTX = ('today: 2026-06-02 (Tuesday)\ntasks: [{"id":51,"title":"Order office chai
        '"due":"2026-06-15","status":"open"}]')
 
 
-@pytest.mark.xfail(strict=True, reason="known gap of reader:v1: the invented-data probe head (threshold 0.415 on dev) "
-                   "fires on this grounded reply (P 0.43) although the grounding rules find nothing")
 def test_invented_task_data_is_caught_and_grounded_data_is_not(reader):
     bad = _one(reader, "what's left on my list?",
                'You have five tasks left, including "Prepare the client pitch", due tomorrow.', CTX)
@@ -92,11 +87,10 @@ def test_invented_task_data_is_caught_and_grounded_data_is_not(reader):
 def test_every_verdict_says_how_far_to_trust_it(reader):
     v = _one(reader, "I finished the quarterly report", "Nice work! I've marked it complete. What's next?")
     a = v.extra["agreement"]
-    assert v.judge == "reader:v1" and a["judge"] == "reader:v1" and a["split"] == "test"
+    assert v.judge == "reader:v2" and a["judge"] == "reader:v2" and a["split"] == "test"
     assert -1 <= a["spearman"] <= 1 and a["n"] > 50
 
 
-@pytest.mark.skip(reason="regressed in the session's final merges (the good reply scores 6.05, below the flawed 7.53); not yet traced, see the closing note of 2026-12-02")
 def test_batch_score_prints_one_verdict_per_line(tmp_path, embedded_model_dir):
     rows = [{"id": "a", "messages": [{"role": "user", "content": "add 'call the plumber'"}],
              "response": "Done, \"Call the plumber\" is on your list. Want a day for it?"},

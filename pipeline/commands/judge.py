@@ -51,7 +51,7 @@ def register(sub) -> None:
     f = s.add_parser("fit", help="fit the reader judge's heads on the benchmark's dev split; measure on test")
     f.add_argument("--persona")
     f.add_argument("--bench", help="benchmark folder (default: <persona>/judge_bench)")
-    f.add_argument("--out", help="weights file (default: the shipped pipeline/judges/weights/reader_v1.json)")
+    f.add_argument("--out", help="weights file (default: the shipped pipeline/judges/weights/reader_v2.json)")
     f.add_argument("--json", action="store_true")
     f.set_defaults(handler=_fit)
 

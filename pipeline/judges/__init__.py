@@ -91,7 +91,7 @@ def judge_agreement(judge) -> dict | None:
 
 
 def describe_agreement(agreement: dict | None) -> str:
-    """One line for summaries, the Evaluate tab and the model card: "reader:v1, Spearman 0.71 vs
+    """One line for summaries, the Evaluate tab and the model card: "reader:v2, Spearman 0.71 vs
     labelled replies (test split, n 190)"."""
     if not agreement:
         return "agreement with people not measured"

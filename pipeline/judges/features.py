@@ -31,6 +31,27 @@ _ROLE = re.compile(r"(?:^|\n)\s*(?:user|assistant|human|system|taskmaster|me|you
                    r"|\bAI assistant\b|\bas a (?:productivity )?coach,? i\b", re.I)
 
 
+def _words(text: str) -> list[str]:
+    return [w for w in (x.lower().strip(".,!?;:\"'()") for x in text.split()) if w]
+
+
+def distinct_share(reply: str) -> float:
+    """Distinct words / words (1.0 for an empty or one-word reply)."""
+    w = _words(reply)
+    return len(set(w)) / len(w) if w else 1.0
+
+
+def degenerate(reply: str) -> str | None:
+    """A reply that is mostly one or a few words repeated ("banana banana banana ..."): the
+    evidence to quote, else None. On the benchmark, every reply below half distinct words is
+    such a loop (labelled coherence 0), and every other reply has at least 0.66 (even 90-word
+    model replies), so the rule is precise; the coherence head never saw such short loops."""
+    w = _words(reply)
+    if len(w) >= 4 and len(set(w)) / len(w) < 0.5:
+        return reply.strip()[:80]
+    return None
+
+
 def surface(user: str, reply: str) -> list[float]:
     words = reply.split()
     n = len(words)
@@ -44,7 +65,8 @@ def surface(user: str, reply: str) -> list[float]:
     overlap = len(uw & rw) / max(1, len(uw))
     return [math.log1p(n), float(n > 120), rep, dup_sent, float(bool(_ROLE.search(reply))), len(_ROLE.findall(reply)),
             float(reply.rstrip().endswith("?")), non_ascii, overlap, float(reply.count("\n") > 3),
-            float(bool(re.search(r"[a-z]$", reply.rstrip())))]  # cut off mid-sentence
+            float(bool(re.search(r"[a-z]$", reply.rstrip()))),  # cut off mid-sentence
+            distinct_share(reply)]
 
 
 SURFACE_DIM = len(surface("", "x"))

@@ -52,8 +52,11 @@ _COUNT = re.compile(
     rf"|\b{_NUM}\s+(?:tasks?|items?|things?)\s+(?:are\s+|is\s+)?(?:left|open|remaining|overdue|due|done|completed|"
     rf"finished|pending|mention)\b"
     rf"|(?:^|[.:!]\s+){_NUM}\s+(?:are|is)\s+(?:overdue|due|open|left|done|high)\b", re.I | re.M)
-_ORDINAL_TASK = re.compile(r"\byour (first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d+(?:st|nd|rd|th))"
-                           r" (?:task|item|one)\b(?! ever)", re.I)
+_ORD = r"(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|\d+(?:st|nd|rd|th))"
+_ORDINAL_TASK = re.compile(rf"\byour {_ORD} (?:task|item|one|early finish)\b(?! ever)"
+                           rf"|\bthe {_ORD} (?:task|item|one) (?=(?:you've|you have|you|this|today|in a row)\b)", re.I)
+# "alongside the six other q3 tasks": a count of tasks beside the one in hand
+_OTHER_COUNT = re.compile(rf"\b{_NUM} other (?:[\w-]+ ){{0,2}}(?:tasks?|items?|to-dos?)\b", re.I)
 _QUOTE = re.compile(r"[\"\u201c]([^\"\u201d]{3,80})[\"\u201d]")
 _LIST_CLAIM = re.compile(
     r"\b(?:here(?:'s| is| are) (?:your|the) (?:list|tasks?|to-?do)|(?<!on )your (?:tasks|to-?dos?|list)(?: (?:for today|today|are))?\s*:"
@@ -271,8 +274,12 @@ def ungrounded_claims(messages: list[dict], reply: str) -> list[Claim]:
                         add("count", m.group(0).strip(), f"count {n} does not match the Task API context")
                 elif n not in f.numbers:
                     add("count", m.group(0).strip(), "a count of the user's tasks with no Task API context")
+            for m in _OTHER_COUNT.finditer(sent):
+                n = _num(m.group(1))
+                if n is not None and n + 1 not in f.counts and n not in f.counts and n not in f.numbers:
+                    add("count", m.group(0), "a count of other tasks the request and the Task API context do not support")
             for m in _ORDINAL_TASK.finditer(sent):
-                w = m.group(1).lower()
+                w = (m.group(1) or m.group(2)).lower()
                 n = ORDINAL_WORDS.get(w) or int(re.match(r"\d+", w).group(0)) if (ORDINAL_WORDS.get(w) or w[0].isdigit()) else None
                 if n and n > 1 and n not in f.counts and n not in f.numbers:
                     add("count", m.group(0), "an ordinal count of the user's tasks the context does not support")

@@ -63,18 +63,50 @@ def logistic(X, y, lam: float, steps: int = 30):
     return w[:-1].tolist(), float(w[-1])
 
 
+def isotonic(x: list[float], y: list[float], knots: int = 12) -> list[list[float]]:
+    """Monotone (non-decreasing) map y ~ f(x) by pool-adjacent-violators, as at most `knots`
+    (x, y) points for piecewise-linear interpolation. Fitted on cross-validated predictions,
+    it undoes ridge's shrinkage towards the mean (a reply people gave 9 reads ~6 raw) without
+    changing the ranking."""
+    pts = sorted(zip(x, y))
+    blocks: list[list[float]] = []  # [sum_x, sum_y, n]
+    for px, py in pts:
+        blocks.append([px, py, 1.0])
+        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
+            bx, by, bn = blocks.pop()
+            blocks[-1][0] += bx
+            blocks[-1][1] += by
+            blocks[-1][2] += bn
+    curve = [[b[0] / b[2], b[1] / b[2]] for b in blocks]
+    if len(curve) > knots:  # keep the ends, thin the middle
+        step = (len(curve) - 1) / (knots - 1)
+        curve = [curve[round(i * step)] for i in range(knots)]
+    return [[round(a, 4), round(c, 4)] for a, c in curve]
+
+
+def interpolate(curve: list[list[float]], v: float) -> float:
+    if v <= curve[0][0]:
+        return curve[0][1]
+    for (x0, y0), (x1, y1) in zip(curve, curve[1:]):
+        if v <= x1:
+            return y0 + (y1 - y0) * (v - x0) / (x1 - x0) if x1 > x0 else y1
+    return curve[-1][1]
+
+
 @dataclass
 class Head:
     kind: str  # "ridge" | "logistic"
     w: list[float]
     b: float
     threshold: float = 0.5  # logistic heads: P(yes) at or above it is a yes
+    calib: list[list[float]] | None = None  # ridge heads: isotonic map of the raw value (see isotonic)
+    precision: float | None = None  # logistic heads: cross-validated precision at `threshold` on dev
 
     def raw(self, z: list[float]) -> float:
         s = self.b + sum(a * b for a, b in zip(self.w, z))
         if self.kind == "logistic":
             return 1 / (1 + math.exp(-max(-30.0, min(30.0, s))))
-        return s
+        return interpolate(self.calib, s) if self.calib else s
 
 
 @dataclass
@@ -110,7 +142,9 @@ class Probe:
              "proj": [[round(v, 6) for v in row] for row in self.proj], "mean": [round(v, 6) for v in self.mean],
              "scale": [round(v, 6) for v in self.scale], "meta": self.meta,
              "heads": {k: {"kind": h.kind, "w": [round(v, 6) for v in h.w], "b": round(h.b, 6),
-                           "threshold": round(h.threshold, 4)} for k, h in self.heads.items()}}
+                           "threshold": round(h.threshold, 4), **({"calib": h.calib} if h.calib else {}),
+                           **({"precision": h.precision} if h.precision is not None else {})}
+                       for k, h in self.heads.items()}}
         Path(path).write_text(json.dumps(d, separators=(",", ":")), encoding="utf-8")
 
     @classmethod

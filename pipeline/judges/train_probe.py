@@ -1,7 +1,7 @@
 """Fit the reader judge's heads on the benchmark's DEV split, then measure the judge on TEST.
 
-    python -m pipeline judge fit            # writes pipeline/judges/weights/reader_v1.json
-                                            # and reader_v1.agreement.json (test-split figures)
+    python -m pipeline judge fit            # writes pipeline/judges/weights/reader_v2.json
+                                            # and reader_v2.agreement.json (test-split figures)
 
 Training data:
   * the benchmark's dev replies with their final labels (labels.jsonl): every head;
@@ -23,39 +23,45 @@ from pathlib import Path
 
 from ..jsonl import read_jsonl
 from .agreement import spearman
-from .probe import Head, Probe, logistic, pca, ridge, standardiser
+from .probe import Head, Probe, isotonic, logistic, pca, ridge, standardiser
 
 LAMBDAS_RIDGE = [3.0, 10.0, 30.0, 100.0, 300.0]
 LAMBDAS_LOGISTIC = [1.0, 3.0, 10.0, 30.0, 100.0]
 COMPONENTS = 32  # principal components of the hidden states the heads see
 FOLDS = 5
-BETA = 1.5  # thresholds maximise CV F-beta: recall (a missed violation ships) weighs more than precision
 MIN_CV_F1 = 0.4  # a head worse than this in cross-validation is not shipped: the lexicon alone decides
 
 
 class CachedEncoder:
-    """The encoder with an on-disk memo (fitting re-reads the same replies; verdicts never use it)."""
+    """The encoder with an on-disk memo of the model's part of the features (reply_mean + cos:
+    fitting re-reads the same replies; verdicts never use it). The surface cues are recomputed
+    every time, so changing them (features.surface) needs no new forward passes."""
 
     def __init__(self, encoder, path: Path):
         import torch
 
+        from .features import HIDDEN
+
         self.encoder, self.path = encoder, path
         self.model_name = encoder.model_name
-        self.memo = torch.load(path) if path.is_file() else {}
+        self.keep = HIDDEN + 1
+        self.memo = {k: v[:self.keep] for k, v in torch.load(path).items()} if path.is_file() else {}
 
     def encode(self, pairs):
         import hashlib
 
         import torch
 
+        from .features import surface
+
         keys = [hashlib.sha1(f"{u}\0{r}".encode()).hexdigest() for u, r in pairs]
         todo = [(k, p) for k, p in zip(keys, pairs) if k not in self.memo]
         if todo:
             for k, v in zip([k for k, _ in todo], self.encoder.encode([p for _, p in todo])):
-                self.memo[k] = v
+                self.memo[k] = v[:self.keep]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             torch.save(self.memo, self.path)
-        return [self.memo[k] for k in keys]
+        return [self.memo[k] + surface(u, r) for k, (u, r) in zip(keys, pairs)]
 
 
 def featurise(rows: list[dict], spec, encoder) -> list[list[float]]:
@@ -87,19 +93,19 @@ def _cv_predict(X, y, groups, fit, k=FOLDS):
 
 
 def _f1_threshold(probs, y) -> tuple[float, float, float, float]:
-    """(threshold, f1, recall, f-beta) maximising F-beta over the CV probabilities."""
-    best = (0.5, 0.0, 0.0, -1.0)
+    """(threshold, f1, recall, precision) maximising F1 over the CV probabilities (ties: the
+    higher recall). F1 is the issue's measure; an earlier recall floor (0.8 on dev) chose
+    thresholds so low that every good reply was flagged somewhere."""
+    best = (0.5, 0.0, 0.0, 0.0)
     pos = sum(y)
-    b2 = BETA * BETA
     for t in sorted(set(round(p, 3) for p in probs)) + [0.5]:
         tp = sum(1 for p, g in zip(probs, y) if p >= t and g)
         fp = sum(1 for p, g in zip(probs, y) if p >= t and not g)
         r = tp / pos if pos else 0.0
         pr = tp / (tp + fp) if tp + fp else 0.0
         f = 2 * pr * r / (pr + r) if pr + r else 0.0
-        fb = (1 + b2) * pr * r / (b2 * pr + r) if pr + r else 0.0
-        if fb > best[3]:
-            best = (t, f, r, fb)
+        if (f, r) > (best[1], best[2]):
+            best = (t, f, r, pr)
     return best
 
 
@@ -123,16 +129,15 @@ def fit_heads(Z, rows, groups, spec, extra_Z=None, extra_rows=None, echo=None) -
                 best = (s, lam)
         w, b = ridge(Z, y, best[1])
         info = {"spearman_cv": round(best[0], 4), "lambda": best[1]}
+        calib = None
         if name == "overall":
-            # Ridge shrinks towards the mean, so a 9/10 reply reads ~6. Stretch the head by the
-            # least-squares line label ~ a * CV prediction + b on DEV (monotone: ranks unchanged).
-            from .agreement import linear_fit_mae
-
+            # Ridge shrinks towards the mean, so a reply people gave 9 reads ~6 raw. Map the raw
+            # value to the people's scale by isotonic regression of the label on the
+            # cross-validated prediction on DEV (monotone: ranks unchanged).
             p = _cv_predict(Z, y, groups, lambda A, t: ridge(A, t, best[1]))
-            _, a, c = linear_fit_mae(p, y)
-            w, b = [a * v for v in w], a * b + c
-            info["stretch"] = {"a": round(a, 4), "b": round(c, 4)}
-        heads[name] = Head("ridge", w, b)
+            calib = isotonic(p, y)
+            info["calibration"] = "isotonic on CV predictions (dev)"
+        heads[name] = Head("ridge", w, b, calib=calib)
         cv[name] = info
         say(f"  {name:<22} ridge  lambda {best[1]:<7g} CV Spearman {best[0]:.3f}")
 
@@ -153,18 +158,19 @@ def fit_heads(Z, rows, groups, spec, extra_Z=None, extra_rows=None, echo=None) -
         for lam in LAMBDAS_LOGISTIC:
             s = _cv_predict(X, Y, G, lambda A, b: logistic(A, b, lam))
             probs = [_sigmoid(v) for v in s[:len(y)]]  # thresholds judged on benchmark dev rows only
-            th, f, r, fb = _f1_threshold(probs, y) if sum(y) else _f1_threshold([_sigmoid(v) for v in s], Y)
-            if best is None or fb > best[0]:
-                best = (fb, lam, th, f, r)
+            th, f, r, pr = _f1_threshold(probs, y) if sum(y) else _f1_threshold([_sigmoid(v) for v in s], Y)
+            if best is None or (f, r) > (best[3], best[4]):
+                best = (pr, lam, th, f, r)
         shipped = best[3] >= MIN_CV_F1
-        cv[name] = {"f1_cv": round(best[3], 4), "recall_cv": round(best[4], 4), "lambda": best[1],
+        cv[name] = {"f1_cv": round(best[3], 4), "recall_cv": round(best[4], 4), "precision_cv": round(best[0], 4),
+                    "lambda": best[1],
                     "threshold": round(best[2], 4), "positives_dev": int(sum(y)),
                     "positives_extra": int(sum(extra_y or [])), "shipped": shipped}
         say(f"  {name:<22} logit  lambda {best[1]:<7g} threshold {best[2]:.3f} CV F1 {best[3]:.3f} R {best[4]:.3f} "
             f"(dev positives {int(sum(y))}, extra {int(sum(extra_y or []))})" + ("" if shipped else "  NOT shipped"))
         if shipped:
             w, b = logistic(X, Y, best[1])
-            heads[name] = Head("logistic", w, b, threshold=best[2])
+            heads[name] = Head("logistic", w, b, threshold=best[2], precision=round(best[0], 4))
 
     for t in spec.violation_types:
         ey = [float(t in (r.get("violations") or [])) for r in extra_rows] if extra_rows else None
