@@ -93,6 +93,7 @@ class _Req:
     sampling: object
     prompt_ids: list[int]
     prefix_len: int = 0  # leading tokens covered by the prefix cache (0: none)
+    prefix_kv: list | None = None  # their per-layer KV, held from lookup to prefill (the LRU may evict it)
     max_new: int = 0
     out_ids: list[int] = field(default_factory=list)
     finish: str | None = None
@@ -411,6 +412,7 @@ class Batcher:
         import torch
 
         for r in reqs:
+            r.prefix_kv = None  # in the batch's cache now
             r.seen = torch.tensor(r.prompt_ids, dtype=torch.long, device=logits.device)
             r.generator = _generator(r.sampling, r.prompt_ids, logits.device)
         self._sample(reqs, logits)
@@ -436,8 +438,8 @@ class Batcher:
         cache = self._new_cache()
         if plen:
             for li, layer in enumerate(cache.layers):
-                ks = torch.cat([self._prefix[self._pkey(r)][li][0] for r in reqs], 0)
-                vs = torch.cat([self._prefix[self._pkey(r)][li][1] for r in reqs], 0)
+                ks = torch.cat([r.prefix_kv[li][0] for r in reqs], 0)
+                vs = torch.cat([r.prefix_kv[li][1] for r in reqs], 0)
                 _set_layer(layer, ks, vs)
         logits = self._forward(ids, pos, cols, cache, [r.adapter for r in reqs])
         kv = [[layer.keys, layer.values] for layer in cache.layers]
@@ -638,6 +640,7 @@ class Batcher:
         if key in self._prefix:
             self._prefix.move_to_end(key)
             self.stats["prefix_hits"] += 1
+            r.prefix_kv = self._prefix[key]
             return plen
         shared = self._shared_prefix(r)
         if shared:
@@ -654,7 +657,7 @@ class Batcher:
         except Exception:  # the row's own prefill will report the problem
             r.prefix_len = 0
             return 0
-        self._prefix[key] = [[layer.keys, layer.values] for layer in cache.layers]
+        r.prefix_kv = self._prefix[key] = [[layer.keys, layer.values] for layer in cache.layers]
         while len(self._prefix) > self.prefix_cache_size:
             self._prefix.popitem(last=False)
         return plen
@@ -681,7 +684,11 @@ class Batcher:
         if best < MIN_SHARED_PREFIX:
             return 0
         r.prefix_len = best
-        self._prefix[self._pkey(r)] = [[k[:, :, :best], v[:, :, :best]] for k, v in source]
+        key = self._pkey(r)
+        if key not in self._prefix:  # the shared part is a prefix of its own for the next requests
+            self._prefix[key] = [[k[:, :, :best], v[:, :, :best]] for k, v in source]
+        self._prefix.move_to_end(key)
+        r.prefix_kv = self._prefix[key]
         while len(self._prefix) > self.prefix_cache_size:
             self._prefix.popitem(last=False)
         self.stats["prefix_hits"] += 1

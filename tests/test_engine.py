@@ -43,7 +43,7 @@ def reference(engine: ChatEngine, messages: list[dict], adapter: str | None, sam
     enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     with engine._lock, torch.inference_mode():
         if adapter is None:
-            ctx = engine.model.disable_adapter()
+            ctx = engine.model.disable_adapter() if engine.adapters else contextlib.nullcontext()
         else:
             engine.model.set_adapter(adapter)
             ctx = contextlib.nullcontext()
@@ -109,6 +109,23 @@ def test_a_request_with_task_context_reuses_the_persona_prompts_cache(engine):
     finally:
         b.use_prefix_cache = True
     assert with_cache.token_ids == without.token_ids == reference(engine, ctx, "run-a")
+
+
+def test_more_distinct_system_prompts_in_one_prefill_than_the_prefix_cache_holds(tiny_model_dir):
+    """Each row holds its prefix KV from lookup to prefill: looking up the later rows of one
+    admission must not evict what the earlier rows will read (a 64-row batch of distinct system
+    prompts failed with a KeyError, every row of it)."""
+    e = ChatEngine(str(tiny_model_dir), Settings.from_env(env={}), prefix_cache_size=2)
+    persona = "You are TaskMaster, a productivity coach who confirms exactly what the user asked for."
+    systems = [f"Persona number {i}: {persona}" for i in range(4)]
+    systems += [f"{persona}\n\nTask API context:\n- task {i} (due Friday)" for i in range(3)]
+    rows = [Row([{"role": "system", "content": text}, {"role": "user", "content": "Plan my day"}], None, GREEDY)
+            for text in systems]
+    *_, last = e.stream_rows(rows)
+    assert all(s.finish_reason in ("stop", "length") for s in last), [s.error for s in last]
+    assert last[0].token_ids == reference(e, rows[0].messages, None)
+    assert last[-1].token_ids == reference(e, rows[-1].messages, None)
+    e.close()
 
 
 def test_cancelling_a_stream_frees_its_slot(tiny_model_dir):
