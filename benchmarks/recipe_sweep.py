@@ -177,7 +177,7 @@ def render(rows: list[dict]) -> str:
         t = f"{r['train_s'] / 60:.1f} min ({r['load']})" if r["train_s"] else "n/a"
         v = r["vs_ref"]
         vs = (f"vs {r['vs']}: {_fmt_rate(v['win_rate'], v['ci_low'], v['ci_high'])} ({v['wins']}-{v['losses']}-"
-              f"{v['ties']})" if v else "(reference)")
+              f"{v['ties']})" if v else "(reference)" if r["setting"] == SETTINGS[0][0] else "-")
         out.append(f"| {r['setting']} | {r['steps']} | {t} | {r['final_loss']:.3f} | {r['n']} | {r['overall'][0]:.2f} / "
                    f"{r['overall'][1]:.2f} | {_fmt_rate(*w[:3])} ({w[3]}-{w[4]}-{w[5]}) | {r['viol64'][0]} / "
                    f"{r['viol64'][1]} | {vs} | {r['judge']} |")
@@ -207,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["--table"]
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
     known = {s[0]: s for s in SETTINGS}
-    unknown = [s for s in a.settings + ([a.dpo_from] if a.dpo_from else []) if s not in known]
+    # with --table, any evaluated run folder under RUNS_DIR may be listed too (e.g. a stopped, renamed one)
+    unknown = [s for s in a.settings + ([a.dpo_from] if a.dpo_from else [])
+               if s not in known and not (a.table and (Path(a.runs_dir) / s).is_dir())]
     if unknown:
         print(f"unknown setting(s) {unknown}; choose from {', '.join(known)}", file=sys.stderr)
         return 2
@@ -231,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
         names = names + [f"{a.dpo_from}+dpo"]
     print(f"\nrecipe sweep ({runs_dir}, judge {JUDGE}; {_load()} now; training times are wall clock on this machine)")
     for name in names:
-        print(f"  {name}: {known[name][1] if name in known else 'DPO round on ' + name[:-4] + ' (self-play)'}")
+        what = known[name][1] if name in known else \
+            ("DPO round on " + name[:-4] + " (self-play)" if name.endswith("+dpo") else "a run folder")
+        print(f"  {name}: {what}")
     print(render(table(names, runs_dir)))
     return 0
 

@@ -205,6 +205,33 @@ def test_attach_follows_a_run_resumed_outside_the_studio(tmp_path):
     assert "resumed outside the studio" in view.message and "step 7" in view.log
 
 
+# ---- Resume pressed the moment a run says "stopped", while its process is still exiting -------
+
+def test_resume_waits_for_the_stopped_runs_process_instead_of_refusing(tmp_path):
+    import json
+
+    from pipeline.train import monitor
+
+    jobs = JobManager(tmp_path / "jobs")
+    run = tmp_path / "runs" / "r1"
+    (run / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (run / "checkpoints" / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (run / "config.yaml").write_text("base_model: tiny\n")
+    # The run has written "stopped"; its process takes 3 s more to exit (saving, torch shutdown).
+    (run / "status.json").write_text(json.dumps({"state": "stopped", "step": 2, "max_steps": 12}))
+    exiting = jobs.start("train", ["train", "--out", str(run)], run_dir=str(run),
+                         program=[sys.executable, "-c", "import time; time.sleep(3)"])
+    view = monitor.attach(jobs, exiting.id)
+    assert view.state == "stopped" and not view.resumable  # the button waits for the process
+    resumed = monitor.resume(jobs, str(run))  # pressed anyway (an API call, a stale page): it waits
+    try:
+        assert jobs.get(exiting.id).state == "finished" and resumed.argv == ["train", "--resume", str(run)]
+        assert monitor.attach(jobs, exiting.id).job_id == resumed.id  # the page follows the resumed job
+    finally:
+        jobs.stop(resumed.id, force=True)
+        jobs.wait(resumed.id, timeout=30)
+
+
 # ---- 8. A reload during a run shows that run's form, not the default preset ---------------
 
 def test_reloaded_form_is_the_running_jobs_form(root_settings, tmp_path):

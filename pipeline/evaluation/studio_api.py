@@ -106,11 +106,17 @@ class JobStatus:
     status: str  # markdown: label, state, the command
     log: str
     progress: Progress
+    job_id: str | None = None
+
+    @property
+    def finished_job(self) -> str | None:
+        """The job's id once it finished (the tab then shows its run's results), else None."""
+        return self.job_id if self.progress.state == "finished" else None
 
 
 def job_status(jobs: JobManager, job_id: str | None = None) -> JobStatus:
     v = jobs.view(JOB_KIND, job_id, none="No evaluation has run yet.")
-    return JobStatus(v.status, v.log, job_progress(v.job))
+    return JobStatus(v.status, v.log, job_progress(v.job), v.job.id if v.job else None)
 
 
 def job_progress(job) -> Progress:

@@ -165,6 +165,9 @@ def resume(jobs, run_dir: str | None):
     if not run_dir:
         raise UserError("no run to resume: start one first")
     st = run_status(run_dir)
+    for job in jobs.list(KIND):  # the stopped run's own process may still be exiting: a few seconds
+        if job.state == "running" and job.run_dir and Path(job.run_dir).resolve() == Path(run_dir).resolve():
+            jobs.wait(job.id, timeout=15)
     if not st.get("resumable"):
         raise UserError(f"{Path(run_dir).name} is {st['state']} and cannot be resumed"
                         + ("" if st.get("last_checkpoint") else " (it has no checkpoint yet)"))
@@ -273,7 +276,9 @@ def attach(jobs, job_id: str | None = None) -> View:
         if st.get("error"):
             view.message = f"error: {st['error']}"
         elif run_state in ("stopped", "lost") and st.get("resumable"):
-            view.resumable = True
+            # The run says stopped a moment before its process has exited: Resume waits for that
+            # (a start then would be refused as "a train job is already running").
+            view.resumable = job.state != "running"
             view.message = (f"{run_state}; adapter so far in {job.run_dir}/adapter. Press Resume, or run "
                             f"python -m pipeline train --resume {job.run_dir}")
         elif run_state == "finished":

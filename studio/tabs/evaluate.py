@@ -47,6 +47,8 @@ def progress_html(p: api.Progress) -> str:
     line += f" ({pct} of the evaluation)"
     if p.eta_s is not None:
         line += f", ETA {_duration(p.eta_s)} for this stage"
+    elif p.state == "running" and p.done == 0 and p.stage_index == 0:
+        line += ", loading the model for the first batch"
     if p.elapsed_s is not None:
         line += {"running": f", {_duration(p.elapsed_s)} so far",
                  "finished": f", took {_duration(p.elapsed_s)}"}.get(p.state, f", after {_duration(p.elapsed_s)}")
@@ -157,6 +159,20 @@ def create_tab(ctx) -> None:
     stop.click(lambda: _status(api.stop_eval(jobs)), outputs=status_outputs, api_name="eval_stop")
     timer.tick(lambda: _status(api.job_status(jobs)), outputs=status_outputs, show_progress="hidden", queue=False,
                api_name="eval_poll")
+    # When the evaluation the page follows finishes, its results appear without a click: the
+    # tick writes the finished job's id into a hidden field, whose change shows that job's run
+    # (a gr.State set by a tick fires no change event in Gradio 6.31; a rendered field does).
+    finished_job = gr.Textbox(visible="hidden", elem_id="eval-finished-job")
+    timer.tick(lambda: api.job_status(jobs).finished_job, outputs=[finished_job], show_progress="hidden",
+               queue=False, api_name=False)
+
+    def on_finished(job_id):
+        r = api.job_status(jobs, job_id).progress.run if job_id else None
+        if not r:
+            return (gr.skip(),) * (1 + len(view_outputs))
+        return (gr.update(choices=api.evaluable_runs(settings), value=r), *show(r))
+
+    finished_job.change(on_finished, inputs=[finished_job], outputs=[run, *view_outputs], api_name=False)
     # When a job finishes, "Refresh runs" / re-selecting the run shows its results.
     from gradio.context import Context
 

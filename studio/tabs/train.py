@@ -49,7 +49,10 @@ def _loss_frame(view) -> pd.DataFrame:
 
 
 def create_tab(ctx) -> None:
+    from gradio.context import Context
+
     settings, jobs = ctx.settings, ctx.jobs
+    tab = Context.block  # the gr.Tab this tab is built in (studio/app.py opens it around create_tab)
     d = monitor.form_defaults("cpu-demo" if settings.base_model == "smollm2-135m" else "seed", settings)
     job_id = gr.State(None)  # the training job this page follows (re-attached on load)
 
@@ -147,11 +150,25 @@ def create_tab(ctx) -> None:
 
     # Re-attach on every page load: the latest training job, running or not; while one runs, the
     # form shows that run's settings; otherwise fresh defaults (the newest exported data version).
-    def page_form():
-        f = monitor.page_form(jobs, settings) or monitor.form_defaults(d["preset"], settings)
-        return [f[k] for k in monitor.FORM_FIELDS]
+    # The Data field as the page filled it (None: it shows a running job's data, left alone).
+    # Opening the tab again after an export in the Data tab moves an untouched field to the new
+    # version; a path the user typed stays.
+    auto_data = gr.State(d["data"])
 
+    def page_form():
+        running = monitor.page_form(jobs, settings)
+        f = running or monitor.form_defaults(d["preset"], settings)
+        return [f[k] for k in monitor.FORM_FIELDS] + [None if running else f["data"]]
+
+    def on_tab(current, auto, persona_name):
+        if auto is None or (current or "") != (auto or ""):
+            return gr.skip(), gr.skip()
+        newest = monitor.default_data(settings, persona_name or None)
+        return (newest, newest) if newest != (current or "") else (gr.skip(), gr.skip())
+
+    if isinstance(tab, gr.Tab):
+        tab.select(on_tab, inputs=[data, auto_data, persona], outputs=[data, auto_data], api_name=False)
     Context.root_block.load(lambda: show(monitor.attach(jobs)), outputs=live)
-    Context.root_block.load(page_form, outputs=form, api_name="train_form")
+    Context.root_block.load(page_form, outputs=form + [auto_data], api_name="train_form")
     Context.root_block.load(lambda *v: monitor.plan_report(as_form(*v), settings), inputs=form, outputs=[plan_md])
     Context.root_block.load(lambda: _runs_frame(monitor.runs_table(settings)), outputs=[runs], api_name="train_runs")
