@@ -845,14 +845,28 @@ def _next_token(logits, r: _Req) -> int:
         return int(scores.argmax())
     scores = scores / temperature
     top_p = float(getattr(s, "top_p", 1.0) or 1.0)
-    if top_p < 1.0:
-        sorted_logits, sorted_idx = torch.sort(scores, descending=False)
-        cum = sorted_logits.softmax(-1).cumsum(-1)
-        remove = cum <= (1 - top_p)
-        remove[-1] = False  # keep at least one token
-        scores = scores.masked_fill(remove.scatter(0, sorted_idx, remove), float("-inf"))
     probs = scores.softmax(-1)
+    if top_p < 1.0:
+        idx, kept = nucleus(probs, top_p)
+        return int(idx[torch.multinomial(kept / kept.sum(), 1, generator=r.generator)])
     return int(torch.multinomial(probs, 1, generator=r.generator))
+
+
+def nucleus(probs, top_p: float):
+    """(token ids, their probabilities) of the top-p nucleus as transformers' TopPLogitsWarper
+    keeps it (a token stays while the mass ranked above it is below top_p; at least one), found
+    among the top k, k growing until they hold top_p, instead of a sort of the whole vocabulary:
+    sorting 49k probabilities per row was half of a 40-row decode step on CPU."""
+    n = probs.shape[-1]
+    k = min(64, n)
+    while True:
+        top, idx = probs.topk(k)
+        if float(top.sum()) >= top_p or k == n:
+            break
+        k = min(4 * k, n)
+    keep = (top.cumsum(-1) - top) < top_p
+    keep[0] = True
+    return idx[keep], top[keep]
 
 
 def _describe(exc: BaseException) -> str:

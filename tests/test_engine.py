@@ -314,3 +314,30 @@ def test_close_stops_the_worker_and_refuses_new_rows(tiny_model_dir):
     assert final is None or final[0].done
     with pytest.raises(RuntimeError, match="closed"):
         e.generate_rows([Row(conv("hi"), None, GREEDY)])
+
+
+@pytest.mark.parametrize("top_p", [0.5, 0.9, 0.95, 0.999])
+@pytest.mark.parametrize("spread", [0.3, 3.0, 30.0])  # flat to peaked: the nucleus from 1 to thousands of tokens
+def test_the_nucleus_is_transformers_top_p(top_p, spread):
+    """The same tokens as TopPLogitsWarper's rule computed in float64, and as the warper itself,
+    except where the mass above a token is within float32 rounding of top_p (the warper's
+    ascending cumsum over 49k float32 values moves that boundary by a few tokens itself)."""
+    import torch
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    from pipeline.batching import nucleus
+
+    g = torch.Generator().manual_seed(int(top_p * 1000) + int(spread))
+    logits = torch.randn(49152, generator=g) * spread
+    p64 = logits.double().softmax(-1)
+    order = p64.argsort(descending=True)
+    above = p64[order].cumsum(-1) - p64[order]
+    exact = set(order[above < top_p].tolist()) | {int(order[0])}
+    unsure = set(order[(above - top_p).abs() < 1e-4].tolist())
+    idx, kept = nucleus(logits.softmax(-1), top_p)
+    ours = set(idx.tolist())
+    warper = set((TopPLogitsWarper(top_p)(None, logits[None].clone())[0] > float("-inf")).nonzero().flatten().tolist())
+    for got in (ours, warper):
+        assert exact - unsure <= got <= exact | unsure
+    assert len(ours ^ warper) <= len(unsure)
+    assert torch.allclose(kept, logits.softmax(-1)[idx])
