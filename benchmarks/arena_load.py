@@ -157,7 +157,10 @@ def start_app(work: Path, max_new_tokens: int) -> tuple[subprocess.Popen, str, P
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                TASKMASTER_WORK_DIR=str(work), TASKMASTER_BASE_MODEL="smollm2-135m",
-               TASKMASTER_ARENA_MAX_NEW_TOKENS=str(max_new_tokens), PYTHONUNBUFFERED="1")
+               TASKMASTER_ARENA_MAX_NEW_TOKENS=str(max_new_tokens), PYTHONUNBUFFERED="1",
+               # every simulated voter is one address and one user agent, i.e. one "browser" to the
+               # abuse caps (docs/access.md: 30 votes an hour): raised as for a room session
+               TASKMASTER_ARENA_VOTES_PER_CLIENT_HOUR="100000", TASKMASTER_ARENA_VOTES_PER_ADDRESS_HOUR="100000")
     for var in ("SPACE_ID", "TASKMASTER_ADMIN_PASSWORD", "OPENAI_API_KEY", "HF_TOKEN"):
         env.pop(var, None)
     log = work / "studio.log"
