@@ -6,7 +6,7 @@ OpenAI-compatible server on 127.0.0.1 (pipeline/testing/openai_server.py).
 
 What is measured (228 examples = the seed's raw count; 37 scenarios x 7 variants, cut at 228):
   1. sequential   the seed's generate_batch shape: one call after another (concurrency 1)
-  2. concurrent   pipeline.dataset.generate with max_concurrency=16
+  2. concurrent   pipeline.data.generate with max_concurrency=16
   3. rerun        the same job again on the same cache: requests sent must be 0
   4. faults       30% of requests fail (429 with Retry-After, 500, timeout, malformed body):
                   every example must be produced or listed as failed with its reason; a rerun
@@ -29,8 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.dataset.generate import EXAMPLE_SCHEMA, GenerateConfig, build_messages, few_shot_pool, generate, plan
-from pipeline.dataset.records import load_examples
+from pipeline.data.generate import EXAMPLE_SCHEMA, GenerateConfig, build_messages, few_shot_pool, generate, plan
+from pipeline.data.records import load_examples
 from pipeline.llm_client import ClientConfig, LLMClient
 from pipeline.settings import REPO_ROOT, Endpoint
 from pipeline.spec import load_persona

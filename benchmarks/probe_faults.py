@@ -226,7 +226,7 @@ def probe_training(tmp: Path) -> dict:
 
 
 def probe_files(tmp: Path) -> dict:
-    from pipeline.dataset.records import load_examples
+    from pipeline.data.records import load_examples
     from pipeline.spec import SpecError, load_persona
     from pipeline.testing.bad_inputs import data_files, spec_files
 

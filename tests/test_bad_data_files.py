@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pipeline.dataset.records import load_examples
+from pipeline.data.records import load_examples
 from pipeline.jsonl import iter_jsonl
 from pipeline.testing.bad_inputs import data_files
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.dataset.records import load_examples
-from pipeline.dataset.similarity import DEFAULT_THRESHOLD, find_near_duplicates
-from pipeline.dataset.stats import Targets, avoided_phrases, dataset_stats, opener, render_stats
+from pipeline.data.records import load_examples
+from pipeline.data.similarity import DEFAULT_THRESHOLD, find_near_duplicates
+from pipeline.data.stats import Targets, avoided_phrases, dataset_stats, opener, render_stats
 from pipeline.prompting import CONTEXT_HEADER
 from pipeline.spec import load_persona
 

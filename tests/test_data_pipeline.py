@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli import main as cli_main
-from pipeline.dataset import stages
-from pipeline.dataset.balance import BalanceConfig
-from pipeline.dataset.dedupe import DedupeConfig, dedupe
-from pipeline.dataset.export import versions
-from pipeline.dataset.filter import FilterConfig, filter_examples
-from pipeline.dataset.generate import GenerateConfig
-from pipeline.dataset.records import Example, load_examples
-from pipeline.dataset.target import TargetConfig
-from pipeline.dataset.workspace import DataPaths
+from pipeline.data import stages
+from pipeline.data.balance import BalanceConfig
+from pipeline.data.dedupe import DedupeConfig, dedupe
+from pipeline.data.export import versions
+from pipeline.data.filter import FilterConfig, filter_examples
+from pipeline.data.generate import GenerateConfig
+from pipeline.data.records import Example, load_examples
+from pipeline.data.target import TargetConfig
+from pipeline.data.workspace import DataPaths
 from pipeline.errors import UserError
 from pipeline.judges.base import Verdict, Violation
 from pipeline.jsonl import read_jsonl, write_jsonl
@@ -315,7 +315,7 @@ def test_target_plan_errors_are_clear(tmp_path):
     s = make_settings(tmp_path, None)
     plan = tmp_path / "plan.json"
     plan.write_text(json.dumps({"weak_traits": ["kindness"]}))
-    from pipeline.dataset.target import load_plan
+    from pipeline.data.target import load_plan
 
     with pytest.raises(UserError, match="unknown trait"):
         load_plan(plan, stages.persona_of(s))

@@ -11,8 +11,8 @@ from dataclasses import replace
 import pytest
 from gradio_client import Client
 
-from pipeline.dataset.records import load_examples
-from pipeline.dataset.workspace import DataPaths
+from pipeline.data.records import load_examples
+from pipeline.data.workspace import DataPaths
 from pipeline.settings import REPO_ROOT, Endpoint, Settings
 from pipeline.testing.openai_server import OpenAIServer
 
@@ -36,7 +36,7 @@ def test_data_tab_end_to_end(root_settings):
     """One studio (building the app costs ~15 s of CPU here), with a local endpoint configured:
     the offline stages first (rubric filter, dedupe, gap report, review, export), then a
     generate job against the project's OpenAI-compatible server."""
-    from pipeline.dataset import studio_api
+    from pipeline.data import studio_api
     from pipeline.errors import UserError
     from pipeline.jobs import JobManager
 
@@ -97,7 +97,7 @@ def _offline_flow(client: Client, s: Settings, url: str) -> None:
     new_reply = "Nice work getting that down! I've saved it to your list. Want a due date so it stays on track?"
     _, _, prog = client.predict("sample", 0.1, "", new_reply, "rubric", api_name="/data_review_edit")
     assert "edit saved, re-judged and approved" in prog or "Edit saved but not approved" in prog
-    from pipeline.dataset import stages
+    from pipeline.data import stages
 
     edited = stages.review_queue(s).get(third)
     assert edited.assistant_turns[-1] == new_reply and edited.quality["judge"].startswith("rubric:")

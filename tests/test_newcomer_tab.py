@@ -165,7 +165,7 @@ def test_publish_push_clears_token_and_names_every_flag_and_arena_clear_restores
 # ---- 2. Training uses the Data tab's newest exported version by default, and records it ------
 
 def test_train_defaults_to_the_newest_export_and_records_it(root_settings):
-    from pipeline.dataset import stages
+    from pipeline.data import stages
     from pipeline.train import monitor
     from pipeline.train.data import dataset_record
 
@@ -317,7 +317,7 @@ def test_admin_chooses_the_arena_contenders(root_settings):
 # ---- cosmetics: the exported data card names no absolute local path -------------------------
 
 def test_exported_data_card_has_no_absolute_path(root_settings):
-    from pipeline.dataset import stages
+    from pipeline.data import stages
 
     out = stages.run_export(root_settings, include_pending=False, note="")
     folder = Path(out["folder"])

@@ -1,11 +1,11 @@
-"""Near-duplicate detection (pipeline/dataset/similarity.py) on hand-made pairs."""
+"""Near-duplicate detection (pipeline/data/similarity.py) on hand-made pairs."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.dataset import similarity as sim
-from pipeline.dataset.similarity import DEFAULT_THRESHOLD, find_near_duplicates, jaccard, normalize, similarity
+from pipeline.data import similarity as sim
+from pipeline.data.similarity import DEFAULT_THRESHOLD, find_near_duplicates, jaccard, normalize, similarity
 
 BASE = "Create a task to review the marketing proposal"
 REWORDED = [

@@ -79,3 +79,17 @@ def test_train_form_builds_a_preference_round_config():
     assert list(cfg.pairs) == ["a.jsonl", "b.jsonl"] and cfg.report_to == "trackio"
     assert monitor.command_argv("runs/x/train_config.yaml", "runs/x") == [
         "train", "--config", "runs/x/train_config.yaml", "--out", "runs/x"]
+
+
+def test_the_progress_html_is_made_in_the_tab_and_escapes_the_message():
+    """The train seam gives numbers and text (no HTML in pipeline/); the tab's HTML shows a
+    message with <...> in it as text instead of losing it as a tag."""
+    from pipeline.train.monitor import View
+    from studio.tabs.train import progress_html
+
+    view = View("job-1", "failed", "error: cannot read <runs/x>/config.yaml", step=3, max_steps=12)
+    out = progress_html(view)
+    assert "&lt;runs/x&gt;/config.yaml" in out and "<runs/x>" not in out
+    assert "step 3/12 (25%)" in out and "max='12'" in out
+    assert progress_html(View(None, "idle", "")) == "<div>No training run yet.</div>"
+    assert not hasattr(View, "progress_html")

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..dataset.records import Example, load_examples
+from ..data.records import Example, load_examples
 from ..errors import UserError
 from ..prompting import with_persona_system
 
@@ -51,8 +51,8 @@ def default_data_path(persona_folder: Path) -> Path:
 
 def latest_export(settings, persona: str) -> Path | None:
     """The train.jsonl of the Data tab's newest exported version of `persona`, if any."""
-    from ..dataset.export import versions
-    from ..dataset.workspace import DataPaths
+    from ..data.export import versions
+    from ..data.workspace import DataPaths
 
     found = [v / "train.jsonl" for v in versions(DataPaths.of(settings, persona).exports)]
     found = [f for f in found if f.is_file()]

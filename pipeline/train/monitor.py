@@ -8,7 +8,6 @@ refresh, a second browser or a studio restart sees the same run.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -232,16 +231,6 @@ class View:
     resumable: bool = False  # stopped or lost with a checkpoint: the tab enables Resume
     tracker: str | None = None  # the command that opens this run in its report_to tracker
 
-    def progress_html(self) -> str:
-        if not self.job_id:
-            return "<div>No training run yet.</div>"
-        frac = self.step / self.max_steps if self.max_steps else 0.0
-        eta = f", ETA {int(self.eta_s // 60)}m{int(self.eta_s % 60):02d}s" if self.eta_s and self.state == "running" else ""
-        return (f"<div><b>{self.state}</b>: step {self.step}/{self.max_steps or '?'} ({frac:.0%}){eta}"
-                f"<br><progress value='{self.step}' max='{max(1, self.max_steps)}' style='width:100%'></progress>"
-                f"<br><small>{self.message}</small>"
-                + (f"<br><small>Tracker: <code>{html.escape(self.tracker)}</code></small>" if self.tracker else "")
-                + "</div>")
 
 
 def attach(jobs, job_id: str | None = None) -> View:

@@ -10,7 +10,7 @@ Layout, top to bottom:
                the reply (re-judged); pending queue or the seed's 10% random sample; every
                decision is in SQLite the moment the button is pressed
   export       the approved set as a new dataset version, optionally pushed to the Hub
-Every callback makes one call into pipeline.dataset.studio_api; the review position lives in
+Every callback makes one call into pipeline.data.studio_api; the review position lives in
 gr.State (per browser session). Content is filled by a page-load handler, not baked into
 the page config.
 """
@@ -20,8 +20,8 @@ from __future__ import annotations
 import gradio as gr
 import pandas as pd
 
-from pipeline.dataset import studio_api as api
-from pipeline.dataset.review import SAMPLE_FRACTION
+from pipeline.data import studio_api as api
+from pipeline.data.review import SAMPLE_FRACTION
 from pipeline.evaluation.results import RESULTS_FILE
 
 from ..fields import optional_number

@@ -10,6 +10,8 @@ loses nothing. Every callback makes one call into `pipeline.train.monitor`.
 
 from __future__ import annotations
 
+import html
+
 import gradio as gr
 import pandas as pd
 
@@ -22,6 +24,19 @@ from pipeline.train.config import ALL_MODULES, PRESETS
 # 5-step run drawn on 1..5 would be labelled 1.5, 2.5, ...).
 MIN_STEPS_AXIS = 20
 
+
+def progress_html(view: monitor.View) -> str:
+    """The run's state, a progress bar with ETA, its message and tracker command (the seam gives
+    the numbers; the page's HTML is made here)."""
+    if not view.job_id:
+        return "<div>No training run yet.</div>"
+    frac = view.step / view.max_steps if view.max_steps else 0.0
+    eta = (f", ETA {int(view.eta_s // 60)}m{int(view.eta_s % 60):02d}s"
+           if view.eta_s and view.state == "running" else "")
+    tracker = f"<br><small>Tracker: <code>{html.escape(view.tracker)}</code></small>" if view.tracker else ""
+    return (f"<div><b>{html.escape(view.state)}</b>: step {view.step}/{view.max_steps or '?'} ({frac:.0%}){eta}"
+            f"<br><progress value='{view.step}' max='{max(1, view.max_steps)}' style='width:100%'></progress>"
+            f"<br><small>{html.escape(view.message)}</small>{tracker}</div>")
 
 def _loss_plot(view) -> gr.LinePlot:
     last = max([view.max_steps or 0] + [int(m["step"]) for m in view.metrics])
@@ -120,7 +135,7 @@ def create_tab(ctx) -> None:
 
     def show(view):
         cmd = f"`{view.command}`" if view.command else ""
-        return (view.job_id, view.progress_html(), _loss_plot(view), view.log, cmd,
+        return (view.job_id, progress_html(view), _loss_plot(view), view.log, cmd,
                 gr.Button(interactive=view.resumable), view.run_dir)
 
     run_dir = gr.State(None)  # the run the page follows (Resume continues it)

@@ -8,9 +8,9 @@ targets, what is still short and why the loop stopped). Without an endpoint it r
 
 from __future__ import annotations
 
-from ...dataset import stages
-from ...dataset.balance import BalanceConfig
-from ...dataset.filter import DEFAULT_MIN_SCORE, JUDGE_KINDS
+from ...data import stages
+from ...data.balance import BalanceConfig
+from ...data.filter import DEFAULT_MIN_SCORE, JUDGE_KINDS
 
 
 def register(sub) -> None:

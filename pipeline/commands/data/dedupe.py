@@ -1,15 +1,15 @@
 """`python -m pipeline data dedupe`: drop near-duplicates within the set and eval-set leaks.
 
     python -m pipeline data dedupe --threshold 0.6 --eval-threshold 0.5
-Similarity: Jaccard of character 4-gram shingles (pipeline/dataset/similarity.py); the
-thresholds are explained in pipeline/dataset/dedupe.py. Writes deduped.jsonl and
+Similarity: Jaccard of character 4-gram shingles (pipeline/data/similarity.py); the
+thresholds are explained in pipeline/data/dedupe.py. Writes deduped.jsonl and
 rejected.dedupe.jsonl (each removed example names its twin or the eval prompt it leaks).
 """
 
 from __future__ import annotations
 
-from ...dataset import stages
-from ...dataset.dedupe import EVAL_THRESHOLD, WITHIN_THRESHOLD, DedupeConfig
+from ...data import stages
+from ...data.dedupe import EVAL_THRESHOLD, WITHIN_THRESHOLD, DedupeConfig
 
 
 def register(sub) -> None:

@@ -8,7 +8,7 @@ manifest.json); never overwrites an earlier version.
 
 from __future__ import annotations
 
-from ...dataset import stages
+from ...data import stages
 
 
 def register(sub) -> None:

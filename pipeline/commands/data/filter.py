@@ -8,8 +8,8 @@ with `rejection.reasons`). The rubric judge runs offline; the LLM judge needs an
 
 from __future__ import annotations
 
-from ...dataset import stages
-from ...dataset.filter import DEFAULT_MIN_SCORE, JUDGE_KINDS, FilterConfig
+from ...data import stages
+from ...data.filter import DEFAULT_MIN_SCORE, JUDGE_KINDS, FilterConfig
 
 
 def register(sub) -> None:

@@ -8,7 +8,7 @@ Replies are cached: a rerun makes zero requests, a killed run resumes where it s
 
 from __future__ import annotations
 
-from ...dataset import stages
+from ...data import stages
 
 
 def register(sub) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 
-from ...dataset import stages
-from ...dataset.review import MODES, SAMPLE_FRACTION, render_example
+from ...data import stages
+from ...data.review import MODES, SAMPLE_FRACTION, render_example
 
 
 def register(sub) -> None:

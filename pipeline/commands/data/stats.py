@@ -1,7 +1,7 @@
 """`python -m pipeline data stats PATH [--persona FOLDER] [--json]`
 
 Counts per category and scenario against the targets, multi-turn share, opener and length
-distributions, avoided-phrase hits (see pipeline/dataset/stats.py for every definition).
+distributions, avoided-phrase hits (see pipeline/data/stats.py for every definition).
 Exit status: 0 when every target is met, 1 when one is not (each listed), 2 for a bad file.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...dataset.records import load_examples
-from ...dataset.stats import Targets, dataset_stats, render_stats
+from ...data.records import load_examples
+from ...data.stats import Targets, dataset_stats, render_stats
 from ...errors import UserError
 from ...spec import load_persona
 
@@ -35,7 +35,7 @@ def _stats(args, settings) -> int:
     try:
         examples = load_examples(path)
     except ValueError as exc:
-        raise UserError(f"{exc}\nfix those records (see pipeline/dataset/records.py for the format)") from None
+        raise UserError(f"{exc}\nfix those records (see pipeline/data/records.py for the format)") from None
     d = dataset_stats(examples, persona, Targets(min_total=args.min_total))
     d["path"] = str(path)
     if args.json:

@@ -8,9 +8,9 @@ a 2 on that trait, and writes them as a new dataset version (base + kept) under 
 
 from __future__ import annotations
 
-from ...dataset import stages
-from ...dataset.filter import DEFAULT_MIN_SCORE, JUDGE_KINDS
-from ...dataset.target import TargetConfig
+from ...data import stages
+from ...data.filter import DEFAULT_MIN_SCORE, JUDGE_KINDS
+from ...data.target import TargetConfig
 from ...evaluation.results import RESULTS_FILE
 
 

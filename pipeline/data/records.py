@@ -96,7 +96,7 @@ def load_examples(path: str | Path) -> list[Example]:
     rows = list(iter_jsonl(path))  # ValueError naming the file and line for a malformed file
     if not rows:
         raise ValueError(f"{path}: no records (the file is empty or only whitespace); "
-                         f"write one JSON object per line (format: pipeline/dataset/records.py)")
+                         f"write one JSON object per line (format: pipeline/data/records.py)")
     for i, row in enumerate(rows, 1):
         rid = row.get("id")
         if isinstance(rid, str) and rid:

@@ -1,6 +1,6 @@
 """`dedupe`: near-duplicate removal within the set, and against the eval set (no leaks).
 
-Similarity is pipeline/dataset/similarity.py's Jaccard of normalised character 4-gram
+Similarity is pipeline/data/similarity.py's Jaccard of normalised character 4-gram
 shingles (exact pairs; MinHash LSH proposes candidates above 10^6 pairs). Two checks:
 
   within the set   text = every user and assistant turn of the example joined.

@@ -2,7 +2,7 @@
 
     exports/<persona>/v<N>/
       train.jsonl     one record per line: TRL's conversational `messages` plus id, category,
-                      scenario, source, quality, review (pipeline/dataset/records.py)
+                      scenario, source, quality, review (pipeline/data/records.py)
       README.md       the data card: counts per category / scenario / source, judge, sources, date
       manifest.json   the same figures as JSON, and the sha256 of train.jsonl
 

@@ -85,7 +85,7 @@ def read_examples(path: Path, what: str = "input") -> list[Example]:
     try:
         return load_examples(path)
     except ValueError as exc:
-        raise UserError(f"{exc}\nfix those records (format: pipeline/dataset/records.py)") from None
+        raise UserError(f"{exc}\nfix those records (format: pipeline/data/records.py)") from None
 
 
 def now_iso() -> str:
