@@ -71,12 +71,8 @@ def _calibrate(args, settings) -> int:
     judge = get_judge(args.judge, persona, settings)
     report = calibrate(judge, cases, persona.spec, args.min_score)
     report["cases"] = str(args.cases or persona.folder / "judge_calibration.jsonl")
-    if args.out:
-        write_json(args.out, report)
-    if args.json:
-        print(json.dumps(report if args.mistakes else {k: v for k, v in report.items() if k != "mistakes"}, indent=2))
+    if _emit(report, args, render):
         return 0
-    print(render(report))
     if args.mistakes:
         for m in report["mistakes"]:
             print(f"- {m['id']}: labelled {m['gold'] or 'none'} good={m['good']}; judged {m['pred'] or 'none'} "
@@ -116,12 +112,8 @@ def _calibrate_labelled(args, settings, persona) -> int:
 
         pw = get_pairwise(args.judge, persona, settings, judge=judge if args.judge != "llm" else None)
         report["pairwise_judge"] = measure_pairwise(pw, rows, args.max_pairs)
-    if args.out:
-        write_json(args.out, report)
-    if args.json:
-        print(json.dumps(report if args.mistakes else {k: v for k, v in report.items() if k != "mistakes"}, indent=2))
+    if _emit(report, args, render):
         return 0
-    print(render(report))
     if report.get("pairwise_judge"):
         p = report["pairwise_judge"]
         print(f"  pairwise judge {p['judge']}: accuracy {p['accuracy']} on {p['pairs']} pairs, "
@@ -130,6 +122,17 @@ def _calibrate_labelled(args, settings, persona) -> int:
         for m in report["mistakes"]:
             print(f"- {m['id']}: people {m['gold']}; judge {m['pred']}: {m['response'][:120]!r}")
     return 0
+
+
+def _emit(report: dict, args, render) -> bool:
+    """Write `--out`, then print the report as JSON (True: nothing more to print) or as a table."""
+    if args.out:
+        write_json(args.out, report)
+    if args.json:
+        print(json.dumps(report if args.mistakes else {k: v for k, v in report.items() if k != "mistakes"}, indent=2))
+        return True
+    print(render(report))
+    return False
 
 
 def _items_from_file(path: Path) -> list[JudgeItem]:
