@@ -285,16 +285,23 @@ def test_a_decode_step_writes_the_running_cache_in_place(engine, monkeypatch):
     """Between joins and leaves a step writes one column into the running cache's buffer; the
     buffers are not reallocated (transformers' DynamicLayer copies the whole cache every step).
     No stop tokens here, so both rows run their whole budget and nobody leaves mid-way (a random
-    tiny model may otherwise sample an end token at once)."""
-    monkeypatch.setattr(engine.batcher, "_stop_ids", set())
-    long = SamplingConfig(max_new_tokens=40, temperature=0.8, repetition_penalty=1.0, seed=3)
+    tiny model may otherwise sample an end token at once). The cache is read inside the worker,
+    right after each step: a consumer reading between yields can fall behind a fast tiny model
+    and see only the finished batch (it did, under CI load)."""
+    batcher = engine.batcher
+    monkeypatch.setattr(batcher, "_stop_ids", set())
     seen = []
-    for states in engine.stream_rows([Row(conv("Plan my day"), None, long), Row(conv("hi there"), "run-a", long)]):
-        with engine._lock:  # between two steps
-            cache = engine.batcher._cache
-            if cache is not None and all(not s.done for s in states):
-                layer = cache.layers[0]
-                seen.append((layer._k.data_ptr(), layer.n, layer.keys.shape[2]))
+    decode = batcher._decode
+
+    def recording_decode():
+        decode()
+        if len(batcher._running) == 2 and all(r.finish is None for r in batcher._running):
+            layer = batcher._cache.layers[0]
+            seen.append((layer._k.data_ptr(), layer.n, layer.keys.shape[2]))
+
+    monkeypatch.setattr(batcher, "_decode", recording_decode)
+    long = SamplingConfig(max_new_tokens=40, temperature=0.8, repetition_penalty=1.0, seed=3)
+    *_, states = engine.stream_rows([Row(conv("Plan my day"), None, long), Row(conv("hi there"), "run-a", long)])
     assert states[0].tokens == states[1].tokens == 40
     assert len(seen) >= 20
     assert all(n == cols for _, n, cols in seen)  # the views the model reads are exactly the filled columns
