@@ -204,6 +204,8 @@ def test_replies_cut_by_the_token_limit_are_marked_cut(tiny_arena):
     arena.vote(s, "tie")
     row = arena.store.get(b.id)
     assert all("cut at" not in m["content"] for m in row["conversation_left"] + row["conversation_right"])
+    # ...and says where the voter saw a reply cut (a vote between cut replies may be about length).
+    assert (row["cut_left"], row["cut_right"], row["cut"]) == ({1: 5, 3: 5}, {1: 5, 3: 5}, "both")
 
 
 def test_a_reply_that_ended_by_itself_has_no_cut_mark_and_context_turns_keep_their_place():

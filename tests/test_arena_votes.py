@@ -81,6 +81,93 @@ def test_traits_need_a_vote_and_export_round_trips(tmp_path):
         store.export(tmp_path / "x", "xml")
 
 
+# The votes table as schema version 2 wrote it (before cut marks were stored): the migration test
+# opens a file made with exactly this, as a database from the previous build would be.
+SCHEMA_V2 = """
+CREATE TABLE votes (
+    battle_id TEXT PRIMARY KEY, model_left TEXT NOT NULL, model_right TEXT NOT NULL,
+    vote TEXT NOT NULL CHECK (vote IN ('left', 'right', 'tie', 'both_bad')), winner TEXT,
+    conversation_left TEXT NOT NULL, conversation_right TEXT NOT NULL, turns INTEGER NOT NULL,
+    prompt_id TEXT, category TEXT, voter_id TEXT NOT NULL, sampling TEXT, started_at REAL NOT NULL,
+    voted_at REAL NOT NULL, meta TEXT, address_id TEXT, client_id TEXT);
+CREATE INDEX votes_voter ON votes (voter_id);
+CREATE TABLE trait_votes (battle_id TEXT NOT NULL REFERENCES votes (battle_id), question TEXT NOT NULL,
+    answer TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (battle_id, question));
+PRAGMA user_version=2;
+"""
+
+
+def _battle_voted(cut_left: int | None, cut_right: int | None):
+    """A real battle through its state machine: one turn, replies cut (or not) by the token limit."""
+    from pipeline.arena import Limits, new_battle
+
+    b = new_battle(["base", "run-a"], seed=11)
+    b.add_user_turn("Plan my week", Limits())
+    b.finish_turn("Start with the report", "Monday: the report, then", cut_left, cut_right)
+    b.cast_vote("left")
+    return b
+
+
+def test_cut_marks_are_stored_with_the_vote_and_the_cli_exports_them(settings, tmp_path, monkeypatch, capsys):
+    """What the voter saw marked "cut at N tokens" is kept with the vote, read back from the SQLite
+    file by `arena export` (JSONL and CSV), so an analysis can set length-cut battles apart."""
+    from pipeline.cli import main
+
+    monkeypatch.setenv("TASKMASTER_WORK_DIR", str(settings.work_dir))
+    store = VoteStore(votes_path(settings))
+    cut, whole = _battle_voted(None, 150), _battle_voted(None, None)
+    assert store.record(cut.vote_row("anon:1")) and store.record(whole.vote_row("anon:2"))
+    # the file itself holds the cuts (message index in that side's conversation -> tokens)
+    con = sqlite3.connect(votes_path(settings))
+    assert con.execute("SELECT cut_left, cut_right FROM votes WHERE battle_id=?", (cut.id,)).fetchone() \
+        == ("{}", '{"1": 150}')
+    con.close()
+    assert main(["arena", "export", "--format", "jsonl", "--out", str(tmp_path / "v.jsonl")]) == 0
+    by_id = {r["battle_id"]: r for r in map(json.loads, (tmp_path / "v.jsonl").read_text().splitlines())}
+    assert (by_id[cut.id]["cut_left"], by_id[cut.id]["cut_right"], by_id[cut.id]["cut"]) == ({}, {"1": 150}, "right")
+    assert (by_id[whole.id]["cut_left"], by_id[whole.id]["cut_right"], by_id[whole.id]["cut"]) == ({}, {}, "neither")
+    assert main(["arena", "export", "--format", "csv", "--out", str(tmp_path / "v.csv")]) == 0
+    rows = {r["battle_id"]: r for r in csv.DictReader((tmp_path / "v.csv").open())}
+    assert rows[cut.id]["cut"] == "right" and json.loads(rows[cut.id]["cut_right"]) == {"1": 150}
+    assert rows[whole.id]["cut"] == "neither"
+
+
+def test_a_version_2_votes_file_is_migrated_and_keeps_its_votes(settings, tmp_path, monkeypatch):
+    """A votes.sqlite from before the cut marks opens, keeps every vote (their cuts read as not
+    recorded, never as "neither"), and new votes on it store their cuts."""
+    from pipeline.cli import main
+
+    path = votes_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(path)
+    con.executescript(SCHEMA_V2)
+    old = _row(1)
+    con.execute("INSERT INTO votes (battle_id, model_left, model_right, vote, winner, conversation_left, "
+                "conversation_right, turns, voter_id, started_at, voted_at, address_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (old["battle_id"], "base", "run-a", "right", "run-a", json.dumps(old["conversation_left"]),
+                 json.dumps(old["conversation_right"]), 1, "anon:1", 1000.0, 1001.0, "addr-1"))
+    con.execute("INSERT INTO trait_votes VALUES ('b1', 'trait:encouraging', 'right', 1002.0)")
+    con.commit()
+    con.close()
+
+    store = VoteStore(path)
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 3
+    con.close()
+    [row] = store.votes()
+    assert (row["battle_id"], row["vote"], row["address_id"], row["traits"]) == \
+        ("b1", "right", "addr-1", {"trait:encouraging": "right"})
+    assert (row["cut_left"], row["cut_right"], row["cut"]) == (None, None, None)
+    cut = _battle_voted(9, 12)
+    assert store.record(cut.vote_row("anon:2"))
+    assert VoteStore(path).get(cut.id)["cut"] == "both"  # opening the migrated file again changes nothing
+    monkeypatch.setenv("TASKMASTER_WORK_DIR", str(settings.work_dir))
+    assert main(["arena", "export", "--format", "csv", "--out", str(tmp_path / "v.csv")]) == 0
+    rows = {r["battle_id"]: r for r in csv.DictReader((tmp_path / "v.csv").open())}
+    assert rows["b1"]["cut"] == "" and rows["b1"]["cut_left"] == "" and rows[cut.id]["cut"] == "both"
+
+
 # ---- statistics ---------------------------------------------------------------------------------
 
 def test_wilson_matches_the_textbook_values():

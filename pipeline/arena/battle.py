@@ -168,7 +168,8 @@ class Battle:
                 "winner": self.winner, "conversation_left": self.conv_left, "conversation_right": self.conv_right,
                 "turns": self.turns, "prompt_id": self.prompt_id, "category": self.category,
                 "voter_id": voter_id, "started_at": self.started_at, "voted_at": self.voted_at,
-                "sampling": self.sampling, **extra}
+                "sampling": self.sampling, "cut_left": dict(self.cuts["left"]),
+                "cut_right": dict(self.cuts["right"]), **extra}
 
 
 def new_battle(pool: list[str], *, seed: int | None = None, prompt_id: str | None = None,

@@ -5,7 +5,12 @@
 One row per battle (`battle_id` is the primary key, so a vote sent twice is stored once):
 both model ids, which side each was on, both whole conversations, the vote, the voter's
 pseudonymous id, the eval-set prompt id and category when the prompt came from there, the
-sampling settings and timestamps. Optional per-trait answers go to `trait_votes`.
+sampling settings and timestamps, and which replies the token limit cut (the voter saw them
+marked "cut at N tokens"; a vote between cut replies may be about length, not the persona).
+Optional per-trait answers go to `trait_votes`.
+
+Older files are migrated in place when opened (columns added, votes kept): a version-2 vote has
+no record of cuts, so its `cut_left` / `cut_right` read as None ("not recorded"), never as {}.
 
 WAL lets the results view read while voters write; each call opens its own short-lived
 connection (Gradio serves events from a thread pool; sqlite3 connections are per-thread), and
@@ -25,7 +30,7 @@ from pathlib import Path
 from ..errors import UserError
 
 VOTES = ("left", "right", "tie", "both_bad")
-SCHEMA_VERSION = 2  # 2: address_id, client_id (vote caps across sessions)
+SCHEMA_VERSION = 3  # 2: address_id, client_id (vote caps across sessions); 3: cut_left, cut_right
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS votes (
     battle_id     TEXT PRIMARY KEY,
@@ -44,7 +49,11 @@ CREATE TABLE IF NOT EXISTS votes (
     voted_at      REAL NOT NULL,
     meta          TEXT,            -- JSON: persona, base model, app version...
     address_id    TEXT,            -- salted hash of the client address (never the address itself)
-    client_id     TEXT             -- salted hash of address + user agent: one browser across sessions
+    client_id     TEXT,            -- salted hash of address + user agent: one browser across sessions
+    -- JSON {message index in conversation_<side>: tokens}: the replies the token limit cut, as
+    -- marked to the voter; {} none was cut; NULL a vote stored before version 3 (not recorded)
+    cut_left      TEXT,
+    cut_right     TEXT
 );
 CREATE INDEX IF NOT EXISTS votes_voter ON votes (voter_id);
 CREATE TABLE IF NOT EXISTS trait_votes (
@@ -57,8 +66,20 @@ CREATE TABLE IF NOT EXISTS trait_votes (
 """
 COLUMNS = ("battle_id", "model_left", "model_right", "vote", "winner", "conversation_left", "conversation_right",
            "turns", "prompt_id", "category", "voter_id", "sampling", "started_at", "voted_at", "meta",
-           "address_id", "client_id")
-JSON_COLUMNS = ("conversation_left", "conversation_right", "sampling", "meta")
+           "address_id", "client_id", "cut_left", "cut_right")
+JSON_COLUMNS = ("conversation_left", "conversation_right", "sampling", "meta", "cut_left", "cut_right")
+CUT_COLUMNS = ("cut_left", "cut_right")
+# Columns added after version 1, in order: an older file gets them by ALTER TABLE (its votes kept).
+ADDED_COLUMNS = ("address_id", "client_id", "cut_left", "cut_right")
+
+
+def cut_sides(cut_left: dict | None, cut_right: dict | None) -> str | None:
+    """Which side's replies the token limit cut: 'left', 'right', 'both' or 'neither';
+    None for a vote stored before the cuts were recorded (schema version 2 and older)."""
+    if cut_left is None and cut_right is None:
+        return None
+    sides = [side for side, cuts in (("left", cut_left), ("right", cut_right)) if cuts]
+    return "both" if len(sides) == 2 else (sides[0] if sides else "neither")
 
 
 def votes_path(settings) -> Path:
@@ -73,7 +94,7 @@ class VoteStore:
             con.execute("PRAGMA journal_mode=WAL")
             con.executescript(SCHEMA)
             have = {r[1] for r in con.execute("PRAGMA table_info(votes)")}
-            for col in ("address_id", "client_id"):  # a version-1 file: add the columns, keep its votes
+            for col in ADDED_COLUMNS:  # an older file: add the columns, keep its votes
                 if col not in have:
                     con.execute(f"ALTER TABLE votes ADD COLUMN {col} TEXT")
             con.execute("CREATE INDEX IF NOT EXISTS votes_address ON votes (address_id, voted_at)")
@@ -131,6 +152,10 @@ class VoteStore:
             for c in JSON_COLUMNS:
                 if r[c] is not None:
                     r[c] = json.loads(r[c])
+            for c in CUT_COLUMNS:  # JSON object keys are text; the message index is a number
+                if r[c] is not None:
+                    r[c] = {int(i): int(n) for i, n in r[c].items()}
+            r["cut"] = cut_sides(r["cut_left"], r["cut_right"])
             r["traits"] = traits.get(r["battle_id"], {})
         return rows
 
@@ -160,10 +185,11 @@ class VoteStore:
         return len(rows)
 
     def export_csv(self, out: str | Path) -> int:
-        """One row per vote; conversations, sampling, meta and trait answers as JSON text cells."""
+        """One row per vote; conversations, sampling, meta, cuts and trait answers as JSON text cells
+        (`cut`: left / right / both / neither, empty for a vote stored before cuts were recorded)."""
         rows = self.votes()
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=[*COLUMNS, "traits"])
+        w = csv.DictWriter(buf, fieldnames=[*COLUMNS, "cut", "traits"])
         w.writeheader()
         for r in rows:
             w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v

@@ -38,7 +38,7 @@ from ..conftest import REPO
 CHROMIUM = Path(os.environ.get("TASKMASTER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-START_TIMEOUT_S = 180  # import torch + transformers + gradio on 2 busy cores can take a while
+START_TIMEOUT_S = 600  # import torch + transformers + gradio on 2 busy (loaded CI) cores can take minutes
 TAB_LABELS = ("Persona", "Data", "Train", "Evaluate", "Arena", "Publish")
 
 

@@ -26,6 +26,9 @@ from pathlib import Path
 from .conftest import (CHROMIUM, CHROMIUM_ARGS, REPO, TAB_LABELS, launch_studio, open_studio, open_tab)
 
 VIEWPORT = {"width": 1400, "height": 1000}
+# A shared, loaded machine (the script runs under `nice -n 19` beside others' jobs) can take
+# minutes to serve the first page or a battle: every wait below is on a condition, never a guess.
+WAIT_MS = 600_000
 
 
 def _copy_run(src: Path, runs_dir: Path) -> Path:
@@ -43,12 +46,12 @@ def _settle(page, ms: int = 2500) -> None:
     page.wait_for_timeout(ms)
 
 
-def _arena_battle(page, timeout_ms: int = 240_000) -> None:
+def _arena_battle(page, timeout_ms: int = WAIT_MS) -> None:
     page.locator("#arena-prompt textarea").fill("I have too many tasks and don't know where to start")
     page.locator("#arena-send").click()
     page.wait_for_function("() => !document.querySelector('#arena-vote-left').disabled", timeout=timeout_ms)
     page.locator("#arena-vote-left").click()
-    page.locator("#arena-reveal").get_by_text("You voted").wait_for(timeout=60_000)
+    page.locator("#arena-reveal").get_by_text("You voted").wait_for(timeout=timeout_ms)
 
 
 def _choose(page, elem_id: str, text: str) -> None:
@@ -85,7 +88,8 @@ def take(out_dir: Path, runs: list[Path], base_model: str, *, train_steps: int =
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport=VIEWPORT)
-            open_studio(page, server.url)
+            page.set_default_timeout(WAIT_MS)
+            open_studio(page, server.url, timeout_ms=WAIT_MS)
             _settle(page)
             # Train last: a run trained on the tiny model must not be drawn into the Arena's battle.
             for label in [t for t in ("Persona", "Data", "Evaluate", "Arena", "Publish", "Train") if t in tabs]:
@@ -94,13 +98,13 @@ def take(out_dir: Path, runs: list[Path], base_model: str, *, train_steps: int =
                 if label == "Evaluate" and runs:
                     # The newest run is preselected and shown on load.
                     page.locator("#eval-decision").get_by_text(re.compile("APPROVED|REQUIRES")).first.wait_for(
-                        timeout=60_000)
+                        timeout=WAIT_MS)
                 if label == "Arena" and runs:
                     _arena_battle(page)
                 if label == "Publish" and runs:
                     _choose(page, "publish-run", runs[0].name)
                     page.locator("#publish-validate").click()
-                    page.locator("#publish-verdict").get_by_text(re.compile(r"\w")).first.wait_for(timeout=180_000)
+                    page.locator("#publish-verdict").get_by_text(re.compile(r"\w")).first.wait_for(timeout=WAIT_MS)
                 if label == "Train" and train_steps:
                     _train_in_ui(page, train_steps)
                 _settle(page, 1500)
