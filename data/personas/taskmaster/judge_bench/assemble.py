@@ -1,5 +1,5 @@
 """Assemble replies.jsonl (and the blinded replies_blind.jsonl labellers read) from the model
-replies (make_model_replies.py output) and the written replies (written.tsv: prompt_id|kind|text).
+replies (make_model_replies.py / eval_run_replies.py output) and the written replies (written.tsv: prompt_id|kind|text).
 
     .venv/bin/python data/personas/taskmaster/judge_bench/assemble.py /tmp/i14/r_*.jsonl
 
@@ -31,8 +31,11 @@ def main(model_files: list[str]) -> None:
     for f in model_files:
         for line in Path(f).read_text().splitlines():
             r = json.loads(line)
+            # eval-set prompts (ev-*, eval_run_replies.py) are not in prompts.yaml: their
+            # conversation comes with the reply
+            msgs = prompts[r["prompt_id"]]["messages"] if r["prompt_id"] in prompts else r["messages"]
             rows.append({"id": rid(r["prompt_id"], r["source"], r["response"]), "prompt_id": r["prompt_id"],
-                         "messages": prompts[r["prompt_id"]]["messages"], "response": r["response"],
+                         "messages": msgs, "response": r["response"],
                          "source": r["source"], "decoding": r["decoding"]})
     for line in (HERE / "written.tsv").read_text().splitlines():
         if not line.strip() or line.startswith("#"):
