@@ -195,7 +195,7 @@ class Batcher:
         self._closed = False
         self.admitted: deque = deque(maxlen=1000)  # (client, group id) in admission order, for tests
         self.stats = {"steps": 0, "max_rows_seen": 0, "prefills": 0, "prefix_hits": 0, "rejected": 0,
-                      "row_errors": 0, "cancelled": 0}
+                      "row_errors": 0, "cancelled": 0, "slot_reuses": 0, "appends": 0, "compactions": 0}
         self._stop_ids = stop_token_ids(model, tokenizer)
         cfg = getattr(model, "config", None)
         self.max_positions = getattr(cfg, "max_position_embeddings", None) or 1 << 30
@@ -344,9 +344,10 @@ class Batcher:
 
     def _admit(self) -> list[_Req]:
         """Take waiting groups round-robin over clients while rows are free (called with the lock)."""
-        free = self.max_rows - len(self._running)
+        live = [r for r in self._running if r.finish is None]
+        free = self.max_rows - len(live)
         per_client: dict[str, int] = {}
-        for r in self._running:
+        for r in live:
             per_client[r.group.client] = per_client.get(r.group.client, 0) + 1
         taken: list[_Req] = []
         progress = True
@@ -450,8 +451,10 @@ class Batcher:
 
         dev = self._device()
         rows = self._running
-        ids = torch.tensor([[r.out_ids[-1]] for r in rows], dtype=torch.long, device=dev)
-        pos = torch.tensor([[len(r.prompt_ids) + len(r.out_ids) - 1] for r in rows], dtype=torch.long, device=dev)
+        pad = self.tokenizer.pad_token_id or 0
+        ids = torch.tensor([[r.out_ids[-1] if r.out_ids else pad] for r in rows], dtype=torch.long, device=dev)
+        pos = torch.tensor([[max(0, len(r.prompt_ids) + len(r.out_ids) - 1)] for r in rows], dtype=torch.long,
+                           device=dev)
         self._mask = torch.cat([self._mask, torch.ones((len(rows), 1), dtype=torch.bool, device=dev)], 1)
         filled = [layer.n for layer in self._cache.layers]
         try:
@@ -467,7 +470,7 @@ class Batcher:
             logits = self._decode_rows_alone(ids, pos)
             rows = self._running
         self.stats["steps"] += 1
-        self.stats["max_rows_seen"] = max(self.stats["max_rows_seen"], len(rows))
+        self.stats["max_rows_seen"] = max(self.stats["max_rows_seen"], sum(r.finish is None for r in rows))
         self._sample(rows, logits)
 
     def _decode_rows_alone(self, ids, pos):
@@ -480,6 +483,8 @@ class Batcher:
         layer_cls = _grow_layer()
         keep, caches, logits = [], [], []
         for i, r in enumerate(self._running):
+            if r.finish is not None:
+                continue
             cache = DynamicCache(config=_base_config(self.model))
             cache.layers = [layer_cls(layer.keys[i:i + 1], layer.values[i:i + 1], 1) for layer in self._cache.layers]
             try:
@@ -562,28 +567,54 @@ class Batcher:
 
     # ---- the KV cache -------------------------------------------------------------------------------
     def _merge(self, reqs: list[_Req], kv, mask) -> None:
+        """Put prefilled rows into the running batch. A row goes into the slot of a finished row
+        when its columns fit (a copy of that row only); the rest are appended, which copies the
+        whole cache once (and drops the finished rows while at it). At 40 rows the cache of the
+        embedded model is ~0.7 GB: appending on every join cost about a decode step each time."""
         import torch
 
-        if not self._running:
-            self._running, self._mask = list(reqs), mask
-            self._cache = self._running_cache(kv)
+        live = [j for j, r in enumerate(reqs) if r.finish is None]  # rows that stopped at their first token are done
+        if not live:
             return
+        if len(live) < len(reqs):
+            idx = torch.tensor(live, dtype=torch.long, device=mask.device)
+            reqs = [reqs[j] for j in live]
+            kv = [[k.index_select(0, idx), v.index_select(0, idx)] for k, v in kv]
+            mask = mask.index_select(0, idx)
+        if not self._running:
+            return self._start_batch(reqs, kv, mask)
         T_old, T_new = self._mask.shape[1], mask.shape[1]
+        free = [i for i, r in enumerate(self._running) if r.finish is not None]
+        placed = 0
+        if T_new <= T_old:
+            for j, slot in enumerate(free[:len(reqs)]):
+                for layer, (k1, v1) in zip(self._cache.layers, kv):
+                    layer.put_row(slot, k1[j], v1[j])
+                self._mask[slot] = False
+                self._mask[slot, T_old - T_new:] = mask[j]
+                self._running[slot] = reqs[j]
+                placed += 1
+            self.stats["slot_reuses"] += placed
+        if placed == len(reqs):
+            return
+        reqs, mask = reqs[placed:], mask[placed:]
+        kv = [[k[placed:], v[placed:]] for k, v in kv]
+        self._compact(force=True)
+        if not self._running:
+            return self._start_batch(reqs, kv, mask)
+        T_old = self._mask.shape[1]
         T = max(T_old, T_new)
-
-        def lpad(x, n, dim):
-            if n == 0:
-                return x
-            shape = list(x.shape)
-            shape[dim] = n
-            return torch.cat([torch.zeros(shape, dtype=x.dtype, device=x.device), x], dim)
-
-        merged = [[torch.cat([lpad(layer.keys, T - T_old, 2), lpad(k1, T - T_new, 2)], 0),
-                   torch.cat([lpad(layer.values, T - T_old, 2), lpad(v1, T - T_new, 2)], 0)]
-                  for layer, (k1, v1) in zip(self._cache.layers, kv)]
-        self._mask = torch.cat([lpad(self._mask, T - T_old, 1), lpad(mask, T - T_new, 1)], 0)
+        parts = [([layer.keys for layer in self._cache.layers], [layer.values for layer in self._cache.layers]),
+                 ([k for k, _ in kv], [v for _, v in kv])]
+        room = self._room(self._running + reqs)
+        self._cache = self._stacked_cache(parts, T, room)
+        self._mask = torch.cat([_left_pad(self._mask, T), _left_pad(mask, T)], 0)
         self._running = self._running + list(reqs)
-        self._cache = self._running_cache(merged)
+        self.stats["appends"] += 1
+
+    def _start_batch(self, reqs: list[_Req], kv, mask) -> None:
+        self._running, self._mask = list(reqs), mask
+        self._cache = self._running_cache(kv)
 
     def _drop_cancelled(self) -> None:
         for r in self._running:
@@ -594,36 +625,60 @@ class Batcher:
     def _retire(self) -> None:
         self._compact()
 
-    def _compact(self) -> None:
-        """Drop finished rows from the batch and the cache columns no remaining row uses."""
+    def _compact(self, force: bool = False) -> None:
+        """Drop finished rows from the batch once they are a quarter of it (or `force`): until
+        then their slots wait for new rows (see `_merge`), since dropping a row copies the whole
+        cache and a finished row only costs its share of a decode step. Leading columns no live
+        row reads are dropped at every call; that is a view, not a copy."""
         import torch
 
         keep = [i for i, r in enumerate(self._running) if r.finish is None]
-        if len(keep) == len(self._running):
-            return
         if not keep:
             self._running, self._cache, self._mask = [], None, None
             return
-        idx = torch.tensor(keep, dtype=torch.long, device=self._mask.device)
-        mask = self._mask.index_select(0, idx)
-        used = mask.any(0).nonzero()
-        first = int(used[0]) if len(used) else 0
-        self._mask = mask[:, first:]
-        self._running = [self._running[i] for i in keep]
-        self._cache = self._running_cache([[layer.keys.index_select(0, idx)[:, :, first:],
-                                            layer.values.index_select(0, idx)[:, :, first:]]
-                                           for layer in self._cache.layers])
+        dead = len(self._running) - len(keep)
+        if dead and (force or 4 * dead >= len(self._running)):
+            idx = torch.tensor(keep, dtype=torch.long, device=self._mask.device)
+            mask = self._mask.index_select(0, idx)
+            first = _first_used(mask)
+            self._mask = mask[:, first:]
+            self._running = [self._running[i] for i in keep]
+            self._cache = self._running_cache([[layer.keys.index_select(0, idx)[:, :, first:],
+                                                layer.values.index_select(0, idx)[:, :, first:]]
+                                               for layer in self._cache.layers])
+            self.stats["compactions"] += 1
+            return
+        live_mask = self._mask if not dead else self._mask[torch.tensor(keep, device=self._mask.device)]
+        first = _first_used(live_mask)
+        if first:
+            for layer in self._cache.layers:
+                layer.trim(first)
+            self._mask = self._mask[:, first:]
 
-    def _running_cache(self, kv: list[list]):
-        """A cache over `kv` (per layer [keys, values]) with room for the running rows' next tokens:
-        as many columns as the longest remaining reply, at most GROW_COLUMNS at a time (an 8B
-        model's cache is ~128 KB a row and token)."""
+    def _room(self, rows: list[_Req]) -> int:
+        """Free columns to allocate after the filled ones: as many as the longest remaining reply,
+        at most GROW_COLUMNS at a time (an 8B model's cache is ~128 KB a row and token)."""
+        left = max((r.max_new - len(r.out_ids) for r in rows if r.finish is None), default=1)
+        return max(1, min(left, GROW_COLUMNS))
+
+    def _stacked_cache(self, parts, T: int, room: int):
+        """A running cache whose rows are `parts` ([per-layer keys], [per-layer values]) stacked,
+        each right-aligned to T columns, written once into buffers with `room` free columns."""
         from transformers import DynamicCache
 
-        left = max((r.max_new - len(r.out_ids) for r in self._running if r.finish is None), default=1)
-        room = max(1, min(left, GROW_COLUMNS))
         cache = DynamicCache(config=_base_config(self.model))
         layer_cls = _grow_layer()
+        cache.layers = [layer_cls.stacked([p[0][li] for p in parts], [p[1][li] for p in parts], T, room)
+                        for li in range(len(parts[0][0]))]
+        return cache
+
+    def _running_cache(self, kv: list[list]):
+        """A cache over `kv` (per layer [keys, values]) with room for the running rows' next tokens."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=_base_config(self.model))
+        layer_cls = _grow_layer()
+        room = self._room(self._running)
         cache.layers = [layer_cls(k, v, room) for k, v in kv]
         return cache
 
@@ -720,7 +775,7 @@ class Batcher:
 
     def pending(self) -> dict:
         with self._cond:
-            return {"running": len(self._running), "waiting": self._n_waiting}
+            return {"running": sum(r.finish is None for r in self._running), "waiting": self._n_waiting}
 
 
 # ---- free functions -------------------------------------------------------------------------------------
@@ -766,14 +821,39 @@ def _grow_layer():
     from transformers.cache_utils import DynamicLayer
 
     class GrowLayer(DynamicLayer):
+        # The model reads columns [lo, n) of the buffers; [n, capacity) is free room.
         def __init__(self, keys, values, room: int):
             super().__init__()
             self.device, self.dtype = keys.device, keys.dtype
-            self.n = keys.shape[2]
+            self.lo, self.n = 0, keys.shape[2]
             self._k = self._alloc(keys, self.n + room)
             self._v = self._alloc(values, self.n + room)
             self.is_initialized = True
             self._views()
+
+        @classmethod
+        def stacked(cls, keys: list, values: list, columns: int, room: int):
+            """Row blocks stacked into one layer, each right-aligned to `columns` (zeros before)."""
+            layer = cls.__new__(cls)
+            DynamicLayer.__init__(layer)
+            layer.device, layer.dtype = keys[0].device, keys[0].dtype
+            layer.lo, layer.n = 0, columns
+            layer._k, layer._v = (cls._stack(xs, columns, room) for xs in (keys, values))
+            layer.is_initialized = True
+            layer._views()
+            return layer
+
+        @staticmethod
+        def _stack(xs: list, columns: int, room: int):
+            rows = sum(x.shape[0] for x in xs)
+            buf = xs[0].new_empty((rows, xs[0].shape[1], columns + room, xs[0].shape[3]))
+            r = 0
+            for x in xs:
+                b, t = x.shape[0], x.shape[2]
+                buf[r:r + b, :, :columns - t] = 0
+                buf[r:r + b, :, columns - t:columns] = x
+                r += b
+            return buf
 
         @staticmethod
         def _alloc(x, columns: int):
@@ -782,15 +862,16 @@ def _grow_layer():
             return buf
 
         def _views(self) -> None:
-            self.keys = self._k[:, :, :self.n]
-            self.values = self._v[:, :, :self.n]
+            self.keys = self._k[:, :, self.lo:self.n]
+            self.values = self._v[:, :, self.lo:self.n]
 
         def update(self, key_states, value_states, *args, **kwargs):
             q = key_states.shape[2]
             if self.n + q > self._k.shape[2]:
                 grow = max(q, GROW_COLUMNS)
-                self._k = self._alloc(self.keys, self.n + grow)
-                self._v = self._alloc(self.values, self.n + grow)
+                self._k = self._alloc(self.keys, self.n - self.lo + grow)
+                self._v = self._alloc(self.values, self.n - self.lo + grow)
+                self.lo, self.n = 0, self.n - self.lo
             self._k[:, :, self.n:self.n + q] = key_states
             self._v[:, :, self.n:self.n + q] = value_states
             self.n += q
@@ -798,14 +879,42 @@ def _grow_layer():
             return self.keys, self.values
 
         def get_seq_length(self) -> int:
-            return self.n
+            return self.n - self.lo
 
         def truncate(self, n: int) -> None:
             """Forget the columns after the first `n` (a failed step's partial writes)."""
             self.n = n
             self._views()
 
+        def trim(self, first: int) -> None:
+            """Stop showing the first `first` visible columns (no row reads them any more)."""
+            self.lo += first
+            self._views()
+
+        def put_row(self, i: int, keys, values) -> None:
+            """Row i becomes a new row whose t columns of keys/values end at the last filled column."""
+            t = keys.shape[1]
+            for buf, x in ((self._k, keys), (self._v, values)):
+                buf[i, :, self.lo:self.n - t] = 0
+                buf[i, :, self.n - t:self.n] = x
+
     return GrowLayer
+
+
+def _left_pad(mask, columns: int):
+    """A row mask left-padded with False to `columns`."""
+    import torch
+
+    n = columns - mask.shape[1]
+    if n == 0:
+        return mask
+    return torch.cat([torch.zeros((mask.shape[0], n), dtype=mask.dtype, device=mask.device), mask], 1)
+
+
+def _first_used(mask) -> int:
+    """The first column any row of `mask` reads."""
+    used = mask.any(0).nonzero()
+    return int(used[0]) if len(used) else 0
 
 
 def _set_layer(layer, keys, values) -> None:

@@ -257,3 +257,24 @@ def test_battles_join_the_running_batch_and_both_sides_advance_together(tiny_are
         assert results[i][0].strip() == engine.generate(convs[i], None, greedy)
         assert results[i][1].strip() == engine.generate(convs[i], "run-a", greedy)
     assert engine.batcher.stats["steps"] > steps_before
+
+
+def test_the_stream_to_a_voter_is_throttled_but_shows_the_first_text_at_once(tiny_arena, monkeypatch):
+    """Each update is Gradio work for the studio's Python, which the engine needs too: the voter
+    gets the waiting bubbles, the first text as soon as it exists, then at most one update per
+    STREAM_EVERY_S, then the final replies."""
+    import time
+
+    from pipeline.arena import service
+
+    settings, engine = tiny_arena
+    monkeypatch.setattr(service, "STREAM_EVERY_S", 3600.0)  # nothing in between, whatever the speed
+    arena = Arena(settings, lambda: engine, limits=Limits(max_new_tokens=24, max_turns=2))
+    s = ArenaSession()
+    t0 = time.monotonic()
+    updates = list(arena.send(s, "Create a task to review the proposal"))
+    assert time.monotonic() - t0 < 3600
+    waiting, *between, final = updates
+    assert (waiting.left, waiting.right) == ("", "")
+    assert len(between) == 1 and (between[0].left or between[0].right)  # the first text, not every token
+    assert final.done and len(final.left) >= len(between[0].left)

@@ -309,6 +309,56 @@ def test_a_decode_step_writes_the_running_cache_in_place(engine, monkeypatch):
     assert len({ptr for ptr, _, _ in seen}) == 1  # the same buffer from the first step to the last
 
 
+def test_a_late_row_takes_a_finished_rows_slot_and_answers_as_alone(engine, monkeypatch):
+    """A row that finishes keeps its slot (dropping it copies the whole cache) until a new row
+    fills it; the newcomer then answers exactly as it does alone, and no live row ever carries
+    leading cache columns nobody reads. The newcomer is submitted from inside the worker right
+    after the short row's last step, so the order of events does not depend on timing."""
+    from pipeline.batching import _first_used
+
+    batcher = engine.batcher
+    monkeypatch.setattr(batcher, "_stop_ids", set())  # exact lengths: nobody stops early
+    short = SamplingConfig(max_new_tokens=3, temperature=0)
+    long = SamplingConfig(max_new_tokens=24, temperature=0)
+    first = [Row(conv(p), a, long) for p, a in (("Plan my day", None), ("Plan my day", "run-a"),
+                                                ("What is due today?", "run-b"), ("What is due today?", None))]
+    first.append(Row(conv("hi"), "run-a", short))
+    late = Row(conv("Sort my inbox"), "run-b", long)
+    alone = {id(r): batcher.generate([r])[0].token_ids for r in (*first, late)}
+    before = dict(batcher.stats)
+    box: dict = {}
+    decode, retire = batcher._decode, batcher._retire
+    wasted = []
+
+    def decode_then_maybe_submit():
+        decode()
+        if "late" not in box and any(r.finish == "length" and r.max_new == 3 for r in batcher._running):
+            box["late"] = batcher.submit([late], client="late")
+
+    def retire_and_check():
+        retire()
+        live = [i for i, r in enumerate(batcher._running) if r.finish is None]
+        if live:
+            wasted.append(_first_used(batcher._mask[live]))
+
+    monkeypatch.setattr(batcher, "_decode", decode_then_maybe_submit)
+    monkeypatch.setattr(batcher, "_retire", retire_and_check)
+    states = batcher.generate(first)
+    got_late = _final_ids(batcher, box["late"], late)
+    for row, st in zip(first, states):
+        assert st.token_ids == alone[id(row)]
+    assert got_late == alone[id(late)]
+    assert batcher.stats["slot_reuses"] - before["slot_reuses"] == 1
+    assert batcher.stats["appends"] == before["appends"]  # nothing copied the whole cache to join
+    assert wasted and set(wasted) == {0}
+
+
+def _final_ids(batcher, group, row) -> list[int]:
+    from pipeline.inference import _final
+
+    return _final(batcher, group, row).token_ids
+
+
 def test_close_stops_the_worker_and_refuses_new_rows(tiny_model_dir):
     e = ChatEngine(str(tiny_model_dir), Settings.from_env(env={}))
     long = SamplingConfig(max_new_tokens=400, temperature=0.8, repetition_penalty=1.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -31,6 +32,7 @@ from .votes import VoteStore, votes_path
 
 log = logging.getLogger(__name__)
 BASE_ID = stats.BASE_ID
+STREAM_EVERY_S = 0.25  # the most often a battle's replies are re-sent to the voter's browser
 
 
 def arena_runs(runs_dir: Path, base_model: str | None = None) -> tuple[dict[str, Path], dict[str, str]]:
@@ -265,13 +267,21 @@ class Arena:
         # queue for it) gets to this battle.
         yield PairUpdate("", "", False, False, None, 0.0)
         last = None
+        shown_text, shown_at = False, 0.0
         # one group: both sides join the running batch in the same step (fair per voter)
         for last in stream_pair(engine, with_persona_system(b.conv_left, system),
                                 with_persona_system(b.conv_right, system), adapters[0], adapters[1], sampling,
                                 client=client):
             if last.done:
                 break
-            yield last
+            # The first text at once, then at most one update per STREAM_EVERY_S: every update is
+            # Python work in the studio (Gradio's diff and events for 11 outputs), and with 20
+            # voters streaming per token that work competed with the engine for the interpreter.
+            now = time.monotonic()
+            has_text = bool(last.left or last.right)
+            if (has_text and not shown_text) or now - shown_at >= STREAM_EVERY_S:
+                shown_text, shown_at = shown_text or has_text, now
+                yield last
         assert last is not None
         b.finish_turn(last.left, last.right, *last.cut_at())
         yield last
