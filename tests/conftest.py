@@ -6,6 +6,7 @@ Nothing here downloads anything: HF_HUB_OFFLINE is forced on for the whole suite
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -118,6 +119,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _patient_url_ok(url: str, timeout_s: float = 300) -> bool:
+    """gradio.networking.url_ok's condition (the page answers), retried up to `timeout_s`."""
+    import httpx
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if httpx.head(url, timeout=60, verify=False).status_code in (200, 401, 301, 302, 303, 307, 308):
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
 class launched:
     """`with launched(demo) as url:` serves any Gradio Blocks (queued) on a free 127.0.0.1 port
     and closes it afterwards; `queue` and `launch` take Gradio's own arguments."""
@@ -126,9 +142,18 @@ class launched:
         self.demo, self.queue, self.launch = demo, queue or {}, {"quiet": True, **launch}
 
     def __enter__(self) -> str:
+        import gradio.networking as networking
+
         self.demo.queue(**self.queue)
         port = free_port()
-        self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **self.launch)
+        # Gradio's launch checks its own page with ONE 3 s HEAD request and raises "When localhost
+        # is not accessible, a shareable link must be created" on a timeout: on a loaded 2-core box
+        # the page can take longer to render. Wait for the same condition, patiently, instead.
+        check, networking.url_ok = networking.url_ok, _patient_url_ok
+        try:
+            self.demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, **self.launch)
+        finally:
+            networking.url_ok = check
         return f"http://127.0.0.1:{port}"
 
     def __exit__(self, *exc):

@@ -29,6 +29,12 @@ def test_a_loss_still_falling_proposes_more_epochs_first(tmp_path):
     assert step.weak_traits == ["encouraging"]
 
 
+def test_a_failed_loss_gate_on_a_flat_curve_says_the_loss_rounded(tmp_path):
+    r = _results(gates=[("final_train_loss", False, 2.88560128119751, "< 0.4")])
+    step = propose(r, tmp_path / "run", losses=[2.9] * 16)
+    assert step.step == "more_epochs" and "final loss 2.886 misses the spec's < 0.4" in step.why, step.why
+
+
 def test_weak_traits_on_a_flat_curve_propose_targeted_data(tmp_path):
     r = _results(gates=[("all_traits", False, {}, 1.5)], weak=["action_oriented", "concise"])
     step = propose(r, tmp_path / "run", losses=[2.0] * 16)

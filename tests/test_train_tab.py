@@ -3,6 +3,8 @@ started from the tab, one job at a time, re-attach from a new session, the runs 
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import yaml
@@ -31,22 +33,28 @@ def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_mod
         progress, plot, log, command, *_ = client.predict(*form, api_name="/train_start")
         jobs = JobManager(settings.state_dir / "jobs")
         job_id = jobs.latest("train").id
-        # the job gets the form's whole config as a file in its run folder, not a diff in argv
-        run_dir = Path(jobs.get(job_id).run_dir)
-        config_file = RunFolder(run_dir).train_config_path
-        assert f"python -m pipeline train --config {config_file} --out {run_dir}" in command
-        written = yaml.safe_load(config_file.read_text())
-        assert written["lora"]["r"] == 4 and written["max_steps"] == 3 and written["data"] == str(data)
-        # Bug 8: a reloaded page (a new session) shows the running job's own settings, not the
-        # default preset (and keeps the Data field).
-        # (The job is still loading torch here: seconds, on any machine.)
-        reloaded = Client(url, verbose=False).predict(api_name="/train_form")
-        assert jobs.get(job_id).state == "running" or jobs.get(job_id).exit, "checked while the job ran"
-        assert reloaded[0] == "smoke" and reloaded[3] == str(data) and reloaded[4] == 4, reloaded
-        # one training job per studio: a second Start is refused while the first runs (or leaves it alone)
-        client.predict(*form, api_name="/train_start")
-        assert len(jobs.list("train")) == 1
-        done = jobs.wait(job_id, timeout=120)
+        # Freeze the job (its own process group) while the page is reloaded and Start pressed
+        # again, so both happen while it runs on any machine, fast or loaded; it resumes after.
+        os.killpg(jobs.get(job_id).pid, signal.SIGSTOP)
+        try:
+            # the job gets the form's whole config as a file in its run folder, not a diff in argv
+            run_dir = Path(jobs.get(job_id).run_dir)
+            config_file = RunFolder(run_dir).train_config_path
+            assert f"python -m pipeline train --config {config_file} --out {run_dir}" in command
+            written = yaml.safe_load(config_file.read_text())
+            assert written["lora"]["r"] == 4 and written["max_steps"] == 3 and written["data"] == str(data)
+            # Bug 8: a reloaded page (a new session) shows the running job's own settings, not the
+            # default preset (and keeps the Data field).
+            assert jobs.get(job_id).state == "running"
+            reloaded = Client(url, verbose=False).predict(api_name="/train_form")
+            assert reloaded[0] == "smoke" and reloaded[3] == str(data) and reloaded[4] == 4, reloaded
+            # one training job per studio: a second Start is refused while the first runs
+            client.predict(*form, api_name="/train_start")
+            assert len(jobs.list("train")) == 1
+        finally:
+            os.killpg(jobs.get(job_id).pid, signal.SIGCONT)
+        # a loaded CI box takes minutes to import torch in the job: wait for its end, not a guess
+        done = jobs.wait(job_id, timeout=900)
         assert done.state == "finished", done.log_tail()
         run_dir = Path(done.run_dir)
         assert run_dir.parent == settings.runs_dir and (run_dir / "adapter" / "adapter_model.safetensors").is_file()

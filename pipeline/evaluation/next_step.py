@@ -65,6 +65,11 @@ def _loss_still_falling(losses: list[float]) -> tuple[bool, str]:
     return drop >= STILL_FALLING, f"loss fell {drop:.0%} over the last quarter of training ({prev:.2f} -> {last:.2f})"
 
 
+def _loss_text(value) -> str:
+    """A loss as a person reads it (3 decimals, as the Runs table shows it), not 2.88560128119751."""
+    return f"{value:.3f}" if isinstance(value, (int, float)) else str(value)
+
+
 def propose(results: EvaluationResults, run_dir: str | Path, *, losses: list[float] | None = None,
             votes: int = 0) -> NextStep:
     run = Path(run_dir)
@@ -84,7 +89,7 @@ def propose(results: EvaluationResults, run_dir: str | Path, *, losses: list[flo
     if falling or (loss_gate is not None and not loss_gate.passed and loss_gate.value is not None):
         more = (epochs or 3) + 2
         why = ("The adapter looks under-trained: " + (how if falling else
-               f"final loss {loss_gate.value} misses the spec's {loss_gate.threshold}") + ".")
+               f"final loss {_loss_text(loss_gate.value)} misses the spec's {loss_gate.threshold}") + ".")
         candidates.append(NextStep("more_epochs", why, weak, [
             f"python -m pipeline train --config {shlex.quote(str(run / 'config.yaml'))} --set epochs={more:g} "
             f"--out {shlex.quote(str(run))}-e{more:g}"]))

@@ -24,6 +24,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import yaml
+
 from pipeline.arena.votes import VoteStore
 from pipeline.runs import RunFolder
 from pipeline.testing.finished_run import make_finished_run
@@ -61,6 +63,17 @@ def _wait_text(page, elem_id: str, pattern: str, timeout_ms: int = 120_000) -> s
         if time.time() > deadline:
             raise AssertionError(f"#{elem_id} never matched {pattern!r}; it shows {text[:300]!r}; toasts: {toasts}")
         page.wait_for_timeout(400)
+
+
+def _wait_value(page, selector: str, expected: str, timeout_ms: int = 120_000) -> None:
+    """Wait until the input at `selector` holds `expected`: a value a page-load handler fills in
+    arrives on its own schedule, so it is waited for, never read once."""
+    try:
+        page.wait_for_function("([sel, want]) => document.querySelector(sel)?.value === want",
+                               arg=[selector, expected], timeout=timeout_ms)
+    except Exception:
+        value = page.evaluate("(sel) => document.querySelector(sel)?.value", selector)
+        raise AssertionError(f"{selector} never held {expected!r}; it holds {value!r}") from None
 
 
 def _open(page, label: str) -> None:
@@ -139,44 +152,47 @@ def _walk(page, server, runs_dir: Path, other_eval, tmp_path: Path) -> None:
     _open(page, "Train")  # opening the tab moves the untouched Data field to the new export
     data_field = page.locator("#train-data textarea, #train-data input").first
     page.wait_for_function("() => /exports/.test(document.querySelector('#train-data textarea, "
-                           "#train-data input')?.value || '')", timeout=30_000)
+                           "#train-data input')?.value || '')", timeout=120_000)
     export_path = data_field.input_value()
     version = Path(export_path).parent.name  # exports/<persona>/v<N>/train.jsonl
-    assert _wait_text(page, "train-plan", "Plan") and "shipped set" not in _text(page, "train-plan")
+    # The plan is redrawn after the field moved (its own event): wait for it to name the export.
+    _wait_text(page, "train-plan", rf"Data:\W+{re.escape(version)}\b")
     _choose(page, "train-preset", "smoke")
     # the preset's values arrive from the server (r 16 -> 8): only then set max steps, or they land on it
-    page.wait_for_function("() => document.querySelector('#train-r input')?.value === '8'", timeout=30_000)
+    _wait_value(page, "#train-r input", "8")
     steps = page.locator("#train-maxsteps input")
     steps.fill("12")
     steps.press("Tab")
     assert data_field.input_value() == export_path, "choosing a preset must not drop the Data field"
     page.locator("#train-start").click()
-    _wait_text(page, "train-progress", r"running: step [1-9]", 240_000)
+    # (The status reads "<state>: step N/M": a message further on may say "running" or "stopped".)
+    _wait_text(page, "train-progress", r"\brunning: step [1-9]", 600_000)
     page.locator("#train-stop").click()
-    _wait_text(page, "train-progress", r"stopped", 120_000)
-    page.wait_for_function("() => !document.querySelector('#train-resume').disabled", timeout=30_000)
+    _wait_text(page, "train-progress", r"\bstopped: step", 300_000)
+    page.wait_for_function("() => !document.querySelector('#train-resume').disabled", timeout=300_000)
     stopped_at = _train_step(page)
     assert 0 < stopped_at < 12, _text(page, "train-progress")
     page.locator("#train-resume").click()
-    _wait_text(page, "train-progress", r"running", 60_000)
+    _wait_text(page, "train-progress", r"\brunning: step", 300_000)
     page.reload()  # mid-run: the form is the running job's, the status follows it
-    open_studio(page, server.url)
+    open_studio(page, server.url, timeout_ms=180_000)
     _open(page, "Train")
-    _wait_text(page, "train-progress", r"running|finished", 60_000)
-    assert page.locator("#train-maxsteps input").input_value() == "12"
-    assert page.locator("#train-preset input").first.input_value() == "smoke"
-    assert data_field.input_value() == export_path
-    _wait_text(page, "train-progress", r"finished: step 12/12", 300_000)
+    _wait_text(page, "train-progress", r"\b(running|finished): step", 180_000)
+    # the form comes from its own page-load event: wait for each value, do not read it once
+    _wait_value(page, "#train-maxsteps input", "12")
+    _wait_value(page, "#train-preset input", "smoke")
+    _wait_value(page, "#train-data textarea, #train-data input", export_path)
+    _wait_text(page, "train-progress", r"\bfinished: step 12/12", 600_000)
     run_id = re.search(r"runs/([\w.-]+)/adapter", _text(page, "train-progress")).group(1)
     run = RunFolder(runs_dir / run_id)
     recorded = run.config()["dataset"]
     assert recorded["version"] == version and recorded["count"] == count, recorded
     assert f'"id": "{rejected_id}"' not in Path(export_path).read_text(), "the rejected example was exported"
-    _wait_text(page, "train-runs", run_id, 30_000)
+    _wait_text(page, "train-runs", run_id)
     _shot(page, "train")
 
     # ---- Evaluate with a progress bar; then compare with the other run ----------------------
-    out, _ = other_eval.communicate(timeout=300)
+    out, _ = other_eval.communicate(timeout=600)
     assert other_eval.returncode == 0, out[-2000:]
     _open(page, "Evaluate")
     _choose(page, "eval-run", run_id)
@@ -190,22 +206,22 @@ def _walk(page, server, runs_dir: Path, other_eval, tmp_path: Path) -> None:
     assert page.locator("#eval-top-p input").input_value() == ""
     page.locator("#eval-start").click()
     assert "python -m pipeline evaluate" in _wait_text(page, "eval-started", "Started")
-    bar = _wait_text(page, "eval-progress", r"\d+/\d+ prompts", 120_000)
+    bar = _wait_text(page, "eval-progress", r"\d+/\d+ prompts", 600_000)
     assert page.locator("#eval-progress progress").count() == 1, bar
-    _wait_text(page, "eval-progress", r"finished: .*100% of the evaluation", 300_000)
+    _wait_text(page, "eval-progress", r"finished: .*100% of the evaluation", 600_000)
     # The results appear by themselves once the job is done.
-    _wait_text(page, "eval-decision", r"REQUIRES ITERATION|APPROVED", 60_000)
+    _wait_text(page, "eval-decision", r"REQUIRES ITERATION|APPROVED", 180_000)
     assert "3 prompts" in _text(page, "eval-decision")
     assert f"Trained on {version}" in _text(page, "eval-decision")
     _shot(page, "evaluate")
     page.reload()
-    open_studio(page, server.url)
+    open_studio(page, server.url, timeout_ms=180_000)
     _open(page, "Evaluate")
     page.locator("#eval-compare").get_by_text("Compare two runs").first.click()
     _choose(page, "eval-compare-a", OTHER_RUN)
     _choose(page, "eval-compare-b", run_id)
     page.locator("#eval-compare-run").click()
-    summary = _wait_text(page, "eval-compare-summary", r"compared with", 60_000)
+    summary = _wait_text(page, "eval-compare-summary", r"compared with", 180_000)
     assert f"{run_id} compared with {OTHER_RUN}" in summary and "same eval set (3 prompts)" in summary
     assert "95% interval" in _text(page, "eval-compare-traits")
 
@@ -213,15 +229,19 @@ def _walk(page, server, runs_dir: Path, other_eval, tmp_path: Path) -> None:
     _open(page, "Publish")
     _choose(page, "publish-run", run_id)
     page.locator("#publish-package").click()
-    _wait_text(page, "publish-package-status", r"Next: Validate", 240_000)
+    _wait_text(page, "publish-package-status", r"Next: Validate", 600_000)
     link = page.locator(f"#publish-downloads a[href*='{run_id}-package.zip']").first
-    link.wait_for(timeout=30_000)
-    with page.expect_download(timeout=60_000) as dl:
+    link.wait_for(timeout=120_000)
+    with page.expect_download(timeout=120_000) as dl:
         link.click()
     zip_path = tmp_path / "package.zip"
     dl.value.save_as(zip_path)
     names = zipfile.ZipFile(zip_path).namelist()
     assert any(n.endswith("adapter_config.json") for n in names) and any(n.endswith("README.md") for n in names), names
+    # the package says which data version trained it (its training_config.yaml is the run's config)
+    with zipfile.ZipFile(zip_path) as z:
+        config = yaml.safe_load(z.read(next(n for n in names if n.endswith("training_config.yaml"))))
+    assert (config["dataset"]["version"], config["dataset"]["count"]) == (version, count), config.get("dataset")
     _shot(page, "publish")
 
     # ---- Arena: the admin chooses the contenders, then one battle and a vote ----------------
@@ -229,19 +249,21 @@ def _walk(page, server, runs_dir: Path, other_eval, tmp_path: Path) -> None:
     page.locator("#arena-contenders").get_by_text("Contenders (admin)").first.click()
     page.locator("#arena-contenders-load").click()
     box = page.locator("#arena-contenders-runs")
-    box.get_by_text(OTHER_RUN, exact=True).wait_for(timeout=30_000)
+    box.get_by_text(OTHER_RUN, exact=True).wait_for(timeout=120_000)
     box.get_by_text(OTHER_RUN, exact=True).click()  # untick the other run: only the walk's run battles
     page.locator("#arena-contenders-save").click()
-    assert f"Saved: {run_id} battle" in _wait_text(page, "arena-contenders-status", "Saved")
+    assert f"Saved: {run_id} battle" in _wait_text(page, "arena-contenders-status", "Saved", 120_000)
     page.locator("#arena-prompt textarea").fill("I have too many tasks and don't know where to start")
     page.locator("#arena-send").click()
-    page.wait_for_function("() => !document.querySelector('#arena-vote-left').disabled", timeout=180_000)
+    page.wait_for_function("() => !document.querySelector('#arena-vote-left').disabled", timeout=600_000)
     # The tiny model never stops by itself: both replies hit the 8-token limit and say so.
     assert "cut at 8 tokens" in _text(page, "arena-left") and "cut at 8 tokens" in _text(page, "arena-right")
     page.locator("#arena-vote-tie").click()
-    reveal = _wait_text(page, "arena-reveal", "You voted", 60_000)
+    reveal = _wait_text(page, "arena-reveal", "You voted", 180_000)
     assert run_id in reveal and OTHER_RUN not in reveal
     _shot(page, "arena")
     rows = VoteStore(server.work_dir / "state" / "arena" / "votes.sqlite").votes()
     assert len(rows) == 1 and {rows[0]["model_left"], rows[0]["model_right"]} == {"base", run_id}
+    # the cut marks the voter saw are stored with the vote (message 1: the first reply of each side)
+    assert (rows[0]["cut_left"], rows[0]["cut_right"], rows[0]["cut"]) == ({1: 8}, {1: 8}, "both"), rows[0]
 
