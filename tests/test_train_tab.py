@@ -7,6 +7,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 import yaml
 from gradio_client import Client
 
@@ -16,6 +17,7 @@ from pipeline.runs import RunFolder
 from pipeline.settings import REPO_ROOT, Settings
 
 
+@pytest.mark.timeout(1500)  # above pytest.ini's 600 s: the job's wait below may take 15 min on a loaded box
 def test_train_tab_plans_starts_refuses_second_and_reattaches(tmp_path, tiny_model_dir, launched_studio):
     data = tmp_path / "train.jsonl"
     write_jsonl(data, [{"id": f"t{i}", "category": "task_creation", "scenario": "Create a simple task",
