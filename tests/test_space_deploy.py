@@ -124,6 +124,7 @@ def test_the_real_studio_tree_is_deployable(hub, tmp_path):
     assert not space.private and {"app.py", "studio/app.py", "pipeline/cli.py", "pipeline/space_deploy.py",
                                   "data/personas/taskmaster/persona.yaml"} <= set(space.files)
     assert not any("__pycache__" in f or f.startswith(("tests/", ".venv/", "runs/")) for f in space.files)
+    assert not any("/judge_bench/" in f for f in space.files)  # benchmark data, not the app
     assert space.files["pipeline/hub.py"] == (REPO / "pipeline" / "hub.py").read_bytes()
     assert res.files == sorted(space.files)
 
