@@ -823,28 +823,26 @@ def _grow_layer():
     class GrowLayer(DynamicLayer):
         # The model reads columns [lo, n) of the buffers; [n, capacity) is free room.
         def __init__(self, keys, values, room: int):
-            super().__init__()
-            self.device, self.dtype = keys.device, keys.dtype
-            self.lo, self.n = 0, keys.shape[2]
-            self._k = self._alloc(keys, self.n + room)
-            self._v = self._alloc(values, self.n + room)
-            self.is_initialized = True
-            self._views()
+            self._fill([keys], [values], keys.shape[2], room)
 
         @classmethod
         def stacked(cls, keys: list, values: list, columns: int, room: int):
             """Row blocks stacked into one layer, each right-aligned to `columns` (zeros before)."""
             layer = cls.__new__(cls)
-            DynamicLayer.__init__(layer)
-            layer.device, layer.dtype = keys[0].device, keys[0].dtype
-            layer.lo, layer.n = 0, columns
-            layer._k, layer._v = (cls._stack(xs, columns, room) for xs in (keys, values))
-            layer.is_initialized = True
-            layer._views()
+            layer._fill(keys, values, columns, room)
             return layer
+
+        def _fill(self, keys: list, values: list, columns: int, room: int) -> None:
+            DynamicLayer.__init__(self)
+            self.device, self.dtype = keys[0].device, keys[0].dtype
+            self.lo, self.n = 0, columns
+            self._k, self._v = (self._stack(xs, columns, room) for xs in (keys, values))
+            self.is_initialized = True
+            self._views()
 
         @staticmethod
         def _stack(xs: list, columns: int, room: int):
+            """One buffer of `columns + room` columns holding the blocks `xs`, stacked by rows."""
             rows = sum(x.shape[0] for x in xs)
             buf = xs[0].new_empty((rows, xs[0].shape[1], columns + room, xs[0].shape[3]))
             r = 0
@@ -855,12 +853,6 @@ def _grow_layer():
                 r += b
             return buf
 
-        @staticmethod
-        def _alloc(x, columns: int):
-            buf = x.new_empty((x.shape[0], x.shape[1], columns, x.shape[3]))
-            buf[:, :, :x.shape[2]] = x
-            return buf
-
         def _views(self) -> None:
             self.keys = self._k[:, :, self.lo:self.n]
             self.values = self._v[:, :, self.lo:self.n]
@@ -869,9 +861,10 @@ def _grow_layer():
             q = key_states.shape[2]
             if self.n + q > self._k.shape[2]:
                 grow = max(q, GROW_COLUMNS)
-                self._k = self._alloc(self.keys, self.n - self.lo + grow)
-                self._v = self._alloc(self.values, self.n - self.lo + grow)
-                self.lo, self.n = 0, self.n - self.lo
+                filled = self.n - self.lo
+                self._k = self._stack([self.keys], filled, grow)
+                self._v = self._stack([self.values], filled, grow)
+                self.lo, self.n = 0, filled
             self._k[:, :, self.n:self.n + q] = key_states
             self._v[:, :, self.n:self.n + q] = value_states
             self.n += q
