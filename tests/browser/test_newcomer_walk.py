@@ -101,6 +101,50 @@ def _choose(page, elem_id: str, text: str) -> None:
     page.locator("[role=option]").filter(has_text=text).first.click()
 
 
+class _FrozenAtFirstStep:
+    """SIGSTOP the training job (its process group) as soon as a run under `runs_dir` reports
+    `running` at step >= 1; SIGCONT on exit. Signals sent meanwhile (the page's Stop) wait in the
+    frozen processes and are delivered on SIGCONT, so the stop lands at a step below max_steps
+    however fast the machine trains."""
+
+    def __init__(self, runs_dir: Path):
+        import threading
+
+        self.runs_dir, self.pgid, self.done = runs_dir, None, threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        import json
+        import signal
+
+        while not self.done.is_set():
+            for status in self.runs_dir.glob("*/status.json"):
+                try:
+                    st = json.loads(status.read_text())
+                except (OSError, ValueError):
+                    continue  # being rewritten
+                if st.get("state") == "running" and (st.get("step") or 0) >= 1 and st.get("pid"):
+                    try:
+                        self.pgid = os.getpgid(st["pid"])
+                        os.killpg(self.pgid, signal.SIGSTOP)
+                    except ProcessLookupError:
+                        continue
+                    return
+            self.done.wait(0.002)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        self.done.set()
+        self.thread.join()
+        if self.pgid is not None:
+            os.killpg(self.pgid, signal.SIGCONT)
+
+
 def _train_step(page) -> int:
     m = re.search(r"step (\d+)/", _text(page, "train-progress"))
     return int(m.group(1)) if m else 0
@@ -168,10 +212,13 @@ def _walk(page, server, runs_dir: Path, other_eval, tmp_path: Path) -> None:
     steps.fill("12")
     steps.press("Tab")
     assert data_field.input_value() == export_path, "choosing a preset must not drop the Data field"
-    page.locator("#train-start").click()
-    # (The status reads "<state>: step N/M": a message further on may say "running" or "stopped".)
-    _wait_text(page, "train-progress", r"\brunning: step [1-9]", 600_000)
-    page.locator("#train-stop").click()
+    # A quiet machine trains the tiny model's 12 steps in under a second, faster than the page
+    # polls: the job is frozen at its first logged step until the page has seen it and Stop is pressed.
+    with _FrozenAtFirstStep(runs_dir):
+        page.locator("#train-start").click()
+        # (The status reads "<state>: step N/M": a message further on may say "running" or "stopped".)
+        _wait_text(page, "train-progress", r"\brunning: step [1-9]", 600_000)
+        page.locator("#train-stop").click()
     _wait_text(page, "train-progress", r"\bstopped: step", 300_000)
     page.wait_for_function("() => !document.querySelector('#train-resume').disabled", timeout=300_000)
     stopped_at = _train_step(page)
