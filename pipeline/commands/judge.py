@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..judges import JUDGE_KINDS, get_judge
 from ..judges.base import JudgeItem
+from ..jsonl import write_json
 from ..spec import load_persona
 
 
