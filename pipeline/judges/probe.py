@@ -63,27 +63,6 @@ def logistic(X, y, lam: float, steps: int = 30):
     return w[:-1].tolist(), float(w[-1])
 
 
-def isotonic(x: list[float], y: list[float], knots: int = 12) -> list[list[float]]:
-    """Monotone (non-decreasing) map y ~ f(x) by pool-adjacent-violators, as at most `knots`
-    (x, y) points for piecewise-linear interpolation. Fitted on cross-validated predictions,
-    it undoes ridge's shrinkage towards the mean (a reply people gave 9 reads ~6 raw) without
-    changing the ranking."""
-    pts = sorted(zip(x, y))
-    blocks: list[list[float]] = []  # [sum_x, sum_y, n]
-    for px, py in pts:
-        blocks.append([px, py, 1.0])
-        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
-            bx, by, bn = blocks.pop()
-            blocks[-1][0] += bx
-            blocks[-1][1] += by
-            blocks[-1][2] += bn
-    curve = [[b[0] / b[2], b[1] / b[2]] for b in blocks]
-    if len(curve) > knots:  # keep the ends, thin the middle
-        step = (len(curve) - 1) / (knots - 1)
-        curve = [curve[round(i * step)] for i in range(knots)]
-    return [[round(a, 4), round(c, 4)] for a, c in curve]
-
-
 def quantile_map(x: list[float], y: list[float], knots: int = 16) -> list[list[float]]:
     """Monotone map sending the distribution of x onto the distribution of y (the k-th smallest
     prediction to the k-th smallest label), as at most `knots` points for piecewise-linear
