@@ -25,6 +25,7 @@ from pipeline.data.review import SAMPLE_FRACTION
 from pipeline.evaluation.results import RESULTS_FILE
 
 from ..fields import optional_number
+from ..guard import refusal_note
 
 
 def overview_frames(settings, target_per_scenario: int | None = None):
@@ -114,7 +115,8 @@ def create_tab(ctx) -> None:
                 per_trait = gr.Number(30, label="Examples per weak trait", precision=0, elem_id="data-per-trait")
             target_btn = gr.Button("Generate targeted examples (background job)", variant="primary",
                                    interactive=llm, elem_id="data-target-run")
-    stage_out = gr.Markdown(elem_id="data-stage-out")
+    # A stage's outcome, or why it was refused (no candidates yet, no endpoint, a job running).
+    stage_out = refusal_note(gr.Markdown(elem_id="data-stage-out"), "Not run")
     with gr.Row():
         job_md = gr.Markdown(elem_id="data-job")
         stop_btn = gr.Button("Stop job", scale=0, elem_id="data-stop")
@@ -149,7 +151,7 @@ def create_tab(ctx) -> None:
         hub_repo = gr.Textbox(label="Push to Hub dataset repo (optional)", placeholder="me/taskmaster-sft",
                               elem_id="data-hub-repo", info="Needs HF_TOKEN.")
     export_btn = gr.Button("Export new version", variant="primary", elem_id="data-export")
-    export_out = gr.Markdown(elem_id="data-export-out")
+    export_out = refusal_note(gr.Markdown(elem_id="data-export-out"), "Not exported")
 
     # ---- wiring ---------------------------------------------------------------------
     overview_outputs = [summary, coverage_plot, score_plot, reason_plot]
