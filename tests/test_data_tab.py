@@ -111,9 +111,10 @@ def _offline_flow(client: Client, s: Settings, url: str) -> None:
     v1 = DataPaths.of(s).exports / "v1"
     ids = {e.id for e in load_examples(v1 / "train.jsonl")}
     assert second not in ids and first in ids
-    # Pushing without HF_TOKEN: a warning (the guard turns UserError into gr.Warning and leaves
-    # the outputs as they were), no new version written.
-    assert client.predict(False, "", "me/taskmaster-sft", api_name="/data_export") == {"__type__": "update"}
+    # Pushing without HF_TOKEN: a warning (the guard turns UserError into gr.Warning), the reason
+    # kept under the Export button (its refusal note), no new version written.
+    refused = client.predict(False, "", "me/taskmaster-sft", api_name="/data_export")
+    assert refused.startswith("**Not exported:**") and "HF_TOKEN" in refused, refused
     assert sorted(p.name for p in DataPaths.of(s).exports.iterdir()) == ["v1"]
 
 

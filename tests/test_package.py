@@ -83,14 +83,16 @@ def make_run(root: Path, tiny_model_dir: Path, *, run_id: str = "run-001", appro
     return run
 
 
-def make_trained_run(root: Path, tiny_model_dir: Path, settings: Settings) -> Path:
+def make_trained_run(root: Path, tiny_model_dir: Path, settings: Settings, *, data: Path | None = None) -> Path:
     """A run produced by the real training stage (pipeline.train, 1 optimizer step on the tiny
-    model), then given the evaluation stage's files (EVALUATION_RESULTS.json + the adapter's replies)."""
+    model; `data`: the training file, default the persona's shipped one), then given the
+    evaluation stage's files (EVALUATION_RESULTS.json + the adapter's replies)."""
     from pipeline.train.config import TrainConfig
     from pipeline.train.runner import run_training
 
     run = root / "runs" / "trained-001"
     cfg = TrainConfig(base_model=str(tiny_model_dir), persona=str(PERSONA_DIR), max_steps=1, epochs=1, batch_size=2,
+                      data=str(data) if data else None,
                       grad_accum=1, warmup_steps=0, max_length=256, save_strategy="steps", save_steps=1,
                       lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
     run_training(cfg, run, settings, echo=False)
@@ -151,6 +153,32 @@ def test_package_has_the_seed_structure_and_a_hub_model_card(built):
     assert "APPROVED FOR DEPLOYMENT" in body and "| boundary_violations | 0 | 0 | PASS |" in body
     assert "gpt-4o-mini" in body and "20 prompts" in body and "0.58" in body and "0.92" in body
     assert "## Known Limitations" in body
+
+
+def test_card_names_the_dataset_version_the_run_trained_on(tmp_path, tiny_model_dir):
+    """The model card and the data card say which exported version (exports/<persona>/vN), how
+    many conversations and which file hash trained the adapter, as the Runs table and the
+    Evaluate tab do: a real export (the Data tab's stage), a real training run on it."""
+    from pipeline.data import stages
+    from pipeline.train.data import dataset_record
+
+    shutil.copytree(REPO / "data", tmp_path / "root" / "data")
+    settings = Settings.from_env(env={}, root=tmp_path / "root", work_dir=tmp_path / "work", cache_dir=REPO / ".cache")
+    stages.run_export(settings, include_pending=False, note="")  # v1
+    stages.run_export(settings, include_pending=False, note="")  # v2: the newest
+    export = next(settings.work_dir.rglob("v2/train.jsonl"))
+    run = make_trained_run(tmp_path, tiny_model_dir, settings, data=export)
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["dataset"]
+    assert recorded["version"] == "v2" and recorded["count"] > 0, recorded
+    assert recorded == {**dataset_record(export, recorded["count"])}, "training recorded the export it read"
+
+    pkg = build_package(PackageConfig(run=str(run)), settings).path
+    card, data_card = (pkg / "README.md").read_text(), (pkg / "DATA_CARD.md").read_text()
+    line = next(x for x in card.splitlines() if x.startswith("- Training data:"))
+    assert "dataset version `v2`" in line and "(`exports/taskmaster/v2/train.jsonl`)" in line, line
+    assert f"{recorded['count']} approved conversations" in line and recorded["sha256"] in line, line
+    assert f"Trained on dataset version `v2`" in data_card and recorded["sha256"] in data_card
+    assert str(tmp_path) not in card + data_card, "no local path leaves the machine"
 
 
 def test_sample_interactions_are_the_evaluations_real_replies(built):

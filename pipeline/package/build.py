@@ -38,7 +38,7 @@ from ..runs import RunFolder, list_runs, resolve_run
 from ..settings import Settings
 from ..spec import load_persona, render_markdown
 from .manifest import file_sha256, write_manifest
-from .model_card import BASE_LICENSES, CardFacts, render_card
+from .model_card import BASE_LICENSES, CardFacts, dataset_line, render_card
 from .portable import portable
 
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -175,6 +175,8 @@ def render_data_card(run: dict, display_name: str) -> str:
     cfg, summ = run["config"], run["summary"]
     data_path = Path(cfg["data"]) if cfg.get("data") else None
     lines = [f"# Training data of the {display_name} adapter ({run['dir'].name})", ""]
+    version = dataset_line(cfg.get("dataset") or {})
+    lines += ([f"- Trained on {version}"] if version else [])
     lines += [f"- Examples used in training: {summ.get('n_examples', 'n/a')}",
               f"- Data file SHA-256: `{summ.get('data_sha256', 'n/a')}`",
               f"- Tokens seen in training: {summ.get('train_tokens', 'n/a')}",
@@ -264,6 +266,7 @@ def build_package(cfg: PackageConfig, settings: Settings, *, engine_factory=None
             max_adapter_mb=spec.deployment.max_adapter_mb,
             train={k: summ.get(k) for k in ("n_examples", "first_loss", "final_loss", "runtime_s", "train_tokens",
                                             "data_sha256")},
+            dataset=portable(config.get("dataset") or {}, roots),
             evaluation=evaluation, n_sample_interactions=len(samples), sample_source=sample_source,
             example_prompt=first_user or "Create a task called review budget", adapter_ref=".",
         )

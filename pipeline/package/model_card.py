@@ -41,6 +41,9 @@ class CardFacts(BaseModel):
     run_adapter_sha256: str = ""  # the evaluation's hash of the run's adapter folder (weights + config)
     max_adapter_mb: float = 50.0
     train: dict[str, Any] = Field(default_factory=dict)  # n_examples, final_loss, first_loss, runtime_s, data_sha256
+    # The dataset version the run trained on, as training recorded it (pipeline.train.data.dataset_record):
+    # version (e.g. v3 or "shipped"), path (exports/<persona>/v3/train.jsonl, never absolute), count, sha256.
+    dataset: dict[str, Any] = Field(default_factory=dict)
     evaluation: dict[str, Any] = Field(default_factory=dict)  # the evaluation results (EvaluationResults.to_dict())
     n_sample_interactions: int = 0
     sample_source: str = ""
@@ -103,6 +106,20 @@ def front_matter(f: CardFacts) -> dict:
     return meta
 
 
+def dataset_line(ds: dict) -> str:
+    """The training data's version, file, count and hash, as the Runs table and the Evaluate tab
+    name them (so a card can be traced back to the exact export)."""
+    if not ds:
+        return ""
+    version = ds.get("version") or "unversioned"
+    text = f"dataset version `{version}`" + (f" (`{ds['path']}`)" if ds.get("path") else "")
+    if ds.get("count") is not None:
+        text += f", {ds['count']} approved conversations"
+    if ds.get("sha256"):
+        text += f", file SHA-256 `{ds['sha256']}`"
+    return text
+
+
 def _gate_rows(ev: dict) -> list[str]:
     rows = ["| Gate | Value | Threshold | Result |", "|---|---|---|---|"]
     for g in ev.get("gates") or []:
@@ -147,8 +164,10 @@ def render_card(f: CardFacts) -> str:
         f"- Base model: `{f.base_model}`" + (f" (studio name `{f.base_model_name}`)" if f.base_model_name and f.base_model_name != f.base_model else ""),
         f"- Adapter type: LoRA (rank={lora.get('r', 'n/a')}, alpha={lora.get('alpha', 'n/a')}, dropout={lora.get('dropout', 'n/a')})",
         f"- Target modules: {', '.join(lora.get('target_modules') or []) or 'n/a'}",
-        f"- Training data: {tr.get('n_examples', 'n/a')} curated examples"
-        + (f" (SHA-256 `{tr['data_sha256'][:12]}…`)" if tr.get("data_sha256") else "")
+        (f"- Training data: {dataset_line(f.dataset)}; {tr.get('n_examples', 'n/a')} training rows after tokenizing"
+         if f.dataset else
+         f"- Training data: {tr.get('n_examples', 'n/a')} curated examples"
+         + (f" (SHA-256 `{tr['data_sha256'][:12]}…`)" if tr.get("data_sha256") else ""))
         + (f", published as [`{f.dataset_repo}`](https://huggingface.co/datasets/{f.dataset_repo})" if f.dataset_repo else ""),
         f"- Training loss: {_fmt(tr.get('first_loss'), 3)} → {_fmt(tr.get('final_loss'), 3)}"
         + (f" in {_fmt(tr.get('runtime_s'), 0)} s" if tr.get("runtime_s") is not None else ""),

@@ -20,6 +20,8 @@ from pipeline.arena.battle import VOTE_LABELS
 from pipeline.arena.service import finished_runs, stats
 from pipeline.arena.stats import RULE as ARENA_RULE
 
+from ..guard import refusal_note
+
 # Up to `limits.batch_battles` Send handlers stream at once; each battle joins the engine's running
 # decode batch at the next step (pipeline/batching.py, one base model in memory). More senders
 # wait in Gradio's queue (max_size in app.py), first come first served, so one user cannot
@@ -198,7 +200,8 @@ def create_tab(ctx) -> None:
             save_contenders = gr.Button("Save contenders", size="sm", variant="primary",
                                         elem_id="arena-contenders-save")
             all_contenders = gr.Button("All finished runs", size="sm", elem_id="arena-contenders-all")
-        contenders_md = gr.Markdown(elem_id="arena-contenders-status")
+        # The choice saved, or why it was refused (no run ticked, a run gone, not logged in as admin).
+        contenders_md = refusal_note(gr.Markdown(elem_id="arena-contenders-status"), "Refused")
 
     def voter(s, request):
         """The session, with the address the access control trusts (for the vote caps)."""

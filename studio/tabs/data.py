@@ -25,6 +25,7 @@ from pipeline.data.review import SAMPLE_FRACTION
 from pipeline.evaluation.results import RESULTS_FILE
 
 from ..fields import optional_number
+from ..guard import refusal_note
 
 
 def overview_frames(settings, target_per_scenario: int | None = None):
@@ -114,7 +115,8 @@ def create_tab(ctx) -> None:
                 per_trait = gr.Number(30, label="Examples per weak trait", precision=0, elem_id="data-per-trait")
             target_btn = gr.Button("Generate targeted examples (background job)", variant="primary",
                                    interactive=llm, elem_id="data-target-run")
-    stage_out = gr.Markdown(elem_id="data-stage-out")
+    # A stage's outcome, or why it was refused (no candidates yet, no endpoint, a job running).
+    stage_out = refusal_note(gr.Markdown(elem_id="data-stage-out"), "Not run")
     with gr.Row():
         job_md = gr.Markdown(elem_id="data-job")
         stop_btn = gr.Button("Stop job", scale=0, elem_id="data-stop")
@@ -149,7 +151,7 @@ def create_tab(ctx) -> None:
         hub_repo = gr.Textbox(label="Push to Hub dataset repo (optional)", placeholder="me/taskmaster-sft",
                               elem_id="data-hub-repo", info="Needs HF_TOKEN.")
     export_btn = gr.Button("Export new version", variant="primary", elem_id="data-export")
-    export_out = gr.Markdown(elem_id="data-export-out")
+    export_out = refusal_note(gr.Markdown(elem_id="data-export-out"), "Not exported")
 
     # ---- wiring ---------------------------------------------------------------------
     overview_outputs = [summary, coverage_plot, score_plot, reason_plot]
@@ -207,6 +209,15 @@ def create_tab(ctx) -> None:
                      outputs=job_outputs, api_name="data_target")
     stop_btn.click(lambda: api.stop_job(jobs), outputs=[job_md, job_log], api_name="data_stop")
     timer.tick(lambda: api.job_status(jobs), outputs=[job_md, job_log], show_progress="hidden", queue=False)
+    # When a background stage (generate, LLM filter, balance, target) ends, the overview, charts
+    # and set-aside table redraw without a Refresh click: the tick writes the ended job's id into
+    # a hidden field, whose change redraws (a gr.State set by a tick fires no change event in
+    # Gradio 6.31; a rendered field does; as in the Evaluate tab).
+    ended_job = gr.Textbox(visible="hidden", elem_id="data-ended-job")
+    timer.tick(lambda: api.ended_job(jobs), outputs=[ended_job], show_progress="hidden", queue=False,
+               api_name=False)
+    ended_job.change(lambda _job, target: on_refresh(target), inputs=[ended_job, per_target],
+                     outputs=overview_outputs + [rejected_table], show_progress="hidden", api_name=False)
 
     review_outputs = [review_state, card, reply, progress]
 

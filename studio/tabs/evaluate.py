@@ -21,6 +21,7 @@ from pipeline.evaluation.results import RESULTS_FILE
 
 from ..downloads import run_downloads
 from ..fields import optional_number
+from ..guard import refusal_note
 
 
 def frame(rows: list[dict], columns: list[str] | None = None) -> pd.DataFrame:
@@ -89,7 +90,8 @@ def create_tab(ctx) -> None:
     with gr.Row():
         start = gr.Button("Evaluate (background job)", variant="primary", elem_id="eval-start")
         stop = gr.Button("Stop", scale=0, elem_id="eval-stop")
-    started = gr.Markdown(elem_id="eval-started")
+    # Start's outcome: the command, or why it was not started (no run, a job running, a bad setting).
+    started = refusal_note(gr.Markdown(elem_id="eval-started"), "Not started")
     job_md = gr.Markdown(elem_id="eval-job")
     bar = gr.HTML(progress_html(api.Progress("none")), elem_id="eval-progress")
     job_log = gr.Textbox(label="Job log (last lines)", lines=6, max_lines=12, interactive=False, elem_id="eval-log")
@@ -119,7 +121,7 @@ def create_tab(ctx) -> None:
             run_a = gr.Dropdown(choices=[], label="Run A (before)", allow_custom_value=True, elem_id="eval-compare-a")
             run_b = gr.Dropdown(choices=[], label="Run B (after)", allow_custom_value=True, elem_id="eval-compare-b")
             compare_btn = gr.Button("Compare", scale=0, elem_id="eval-compare-run")
-        compare_md = gr.Markdown(elem_id="eval-compare-summary")
+        compare_md = refusal_note(gr.Markdown(elem_id="eval-compare-summary"), "Not compared")
         compare_traits = gr.Dataframe(label="Traits and overall (B - A)", interactive=False, wrap=True,
                                       elem_id="eval-compare-traits")
         compare_gates = gr.Dataframe(label="Gates", interactive=False, wrap=True, elem_id="eval-compare-gates")

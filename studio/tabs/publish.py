@@ -17,7 +17,7 @@ from pipeline.evaluation.results import RESULTS_FILE
 from pipeline.package.studio_api import FINDING_HEADERS
 
 from ..downloads import run_downloads
-from ..guard import USER_ERRORS, toast_text, user_message
+from ..guard import USER_ERRORS, refusal_note, toast_text, user_message
 
 
 def create_tab(ctx) -> None:
@@ -33,8 +33,9 @@ def create_tab(ctx) -> None:
     with gr.Row():
         package_btn = gr.Button("1. Package", variant="primary", elem_id="publish-package")
         validate_btn = gr.Button("2. Validate", elem_id="publish-validate")
-    package_md = gr.Markdown(elem_id="publish-package-status")
-    verdict_md = gr.Markdown(elem_id="publish-verdict")
+    # Each step's outcome, or why it was refused (no run chosen, run not finished, not packaged yet).
+    package_md = refusal_note(gr.Markdown(elem_id="publish-package-status"), "Not packaged")
+    verdict_md = refusal_note(gr.Markdown(elem_id="publish-verdict"), "Not validated")
     # Fixed shares so the "fix" column stays on screen at 1280 px (wrapped, never scrolled to).
     findings = gr.Dataframe(headers=FINDING_HEADERS, value=[], interactive=False, wrap=True,
                             label="Validation findings", elem_id="publish-findings",

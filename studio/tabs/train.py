@@ -18,6 +18,8 @@ import pandas as pd
 from pipeline.train import monitor
 from pipeline.train.config import ALL_MODULES, PRESETS
 
+from ..guard import refusal_note
+
 
 # The loss plot's x axis spans the whole planned run (so the curve also shows how far it has got),
 # and at least this many steps: the axis then has room for ~10-20 ticks only at whole steps (a
@@ -121,6 +123,8 @@ def create_tab(ctx) -> None:
         start = gr.Button("Start training", variant="primary", elem_id="train-start")
         stop = gr.Button("Stop (keeps the adapter so far)", elem_id="train-stop")
         resume = gr.Button("Resume", interactive=False, elem_id="train-resume")
+    # Why Start / Stop / Resume was refused (a bad setting, a job already running), kept on the page.
+    note = refusal_note(gr.Markdown(elem_id="train-note"), "Refused")
     progress = gr.HTML(elem_id="train-progress")
     command = gr.Markdown(elem_id="train-command")
     with gr.Row():
@@ -152,12 +156,13 @@ def create_tab(ctx) -> None:
     for comp in form:
         comp.change(lambda *v: monitor.plan_report(as_form(*v), settings), inputs=form, outputs=[plan_md],
                     show_progress="hidden", queue=False)
-    start.click(lambda *v: show(monitor.attach(jobs, monitor.start(jobs, settings, as_form(*v)).id)), inputs=form,
-                outputs=live, api_name="train_start")
-    stop.click(lambda j: show(monitor.attach(jobs, monitor.stop(jobs, j).id)), inputs=[job_id], outputs=live,
-               api_name="train_stop")
-    resume.click(lambda r: show(monitor.attach(jobs, monitor.resume(jobs, r).id)), inputs=[run_dir], outputs=live,
-                 api_name="train_resume")
+    # Each action clears the note of an earlier refusal ("") when it goes through.
+    start.click(lambda *v: (*show(monitor.attach(jobs, monitor.start(jobs, settings, as_form(*v)).id)), ""),
+                inputs=form, outputs=live + [note], api_name="train_start")
+    stop.click(lambda j: (*show(monitor.attach(jobs, monitor.stop(jobs, j).id)), ""), inputs=[job_id],
+               outputs=live + [note], api_name="train_stop")
+    resume.click(lambda r: (*show(monitor.attach(jobs, monitor.resume(jobs, r).id)), ""), inputs=[run_dir],
+                 outputs=live + [note], api_name="train_resume")
     timer.tick(lambda j: show(monitor.attach(jobs, j)), inputs=[job_id], outputs=live, show_progress="hidden",
                queue=False, api_name="train_poll")
     timer.tick(lambda: _runs_frame(monitor.runs_table(settings)), outputs=[runs], show_progress="hidden", queue=False)
