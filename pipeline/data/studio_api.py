@@ -108,6 +108,13 @@ def job_status(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:
     return v.status, v.log
 
 
+def ended_job(jobs: JobManager) -> str | None:
+    """The latest data job's id once it has ended (finished, failed, stopped), else None: the tab
+    then redraws the overview, which the stage's output file may have changed."""
+    job = jobs.latest(JOB_KIND)
+    return job.id if job is not None and job.state != "running" else None
+
+
 def stop_job(jobs: JobManager, job_id: str | None = None) -> tuple[str, str]:
     job = jobs.get(job_id) if job_id else jobs.latest(JOB_KIND)
     if job is None or job.state != "running":
