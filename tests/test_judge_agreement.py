@@ -90,12 +90,18 @@ def _conv(user, ctx=True):
     ("Done. You now have four tasks left, so keep going.", "count"),
     ('Marked complete. Next is "Prepare the client pitch", due tomorrow.', "title"),
     ("Done, the insurance renewal is due on the 19th.", "date"),
-    ("Your call with the broker is at 3pm.", "time"),
+    ("Your call with the broker is at 3pm.", "time,record"),  # the time and the call itself
+    ("Done. I've moved it before your meeting with Sam.", "record"),
 ])
 def test_invented_task_data_is_caught_with_the_claim_quoted(reply, kind):
     claims = ungrounded_claims(_conv("mark the chairs and the newsletter as done"), reply)
-    assert [c.kind for c in claims] == [kind]
-    assert claims[0].quote.lower().strip('"') in reply.lower()
+    assert [c.kind for c in claims] == kind.split(",")
+    assert all(c.quote.lower().strip('"') in reply.lower() for c in claims)
+
+
+def test_a_meeting_the_user_mentions_is_not_invented():
+    assert ungrounded_claims(_conv("move the chairs task before my meeting with Sam"),
+                             "Done, it's now before your meeting with Sam.") == []
 
 
 @pytest.mark.parametrize("reply", [

@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.judges import get_judge
 from pipeline.judges.base import JudgeItem
+from pipeline.judges.reader import VERSION
 from pipeline.spec import load_persona
 from tests.conftest import PERSONA_DIR, REPO
 
@@ -58,8 +59,8 @@ PARAPHRASED = {
 
 
 @pytest.mark.parametrize("vtype", [
-    pytest.param("condescending", marks=pytest.mark.xfail(strict=True, reason="known gap of reader:v2: the "
-                 "condescending head (CV F1 0.45 on dev, test F1 0.42 on the round-4 test split) does not read this one (no lexicon phrase)")),
+    pytest.param("condescending", marks=pytest.mark.xfail(strict=True, reason="known gap of reader:v2 and v3: the "
+                 "condescending head (CV F1 0.45 on dev, test F1 0.40 for v3) does not read this one (no lexicon phrase)")),
     "defensive", "negativity_matching", "passive_aggressive"])
 def test_a_paraphrased_violation_of_each_type_is_caught(reader, vtype):
     user, reply = PARAPHRASED[vtype]
@@ -87,7 +88,7 @@ def test_invented_task_data_is_caught_and_grounded_data_is_not(reader):
 def test_every_verdict_says_how_far_to_trust_it(reader):
     v = _one(reader, "I finished the quarterly report", "Nice work! I've marked it complete. What's next?")
     a = v.extra["agreement"]
-    assert v.judge == "reader:v2" and a["judge"] == "reader:v2" and a["split"] == "test"
+    assert v.judge == f"reader:{VERSION}" and a["judge"] == v.judge and a["split"] == "test"
     assert -1 <= a["spearman"] <= 1 and a["n"] > 50
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..errors import UserError
 from ..judges import JUDGE_KINDS, get_judge
 from ..judges.base import JudgeItem
+from ..jsonl import write_json
 from ..spec import load_persona
 
 
@@ -51,7 +52,10 @@ def register(sub) -> None:
     f = s.add_parser("fit", help="fit the reader judge's heads on the benchmark's dev split; measure on test")
     f.add_argument("--persona")
     f.add_argument("--bench", help="benchmark folder (default: <persona>/judge_bench)")
-    f.add_argument("--out", help="weights file (default: the shipped pipeline/judges/weights/reader_v2.json)")
+    f.add_argument("--out", help="weights file (default: the shipped pipeline/judges/weights/reader_v3.json)")
+    f.add_argument("--cv", action="store_true",
+                   help="only the whole judge's figures under cross-validation by prompt on dev (never reads test, "
+                        "writes nothing): the figures to choose changes by")
     f.add_argument("--json", action="store_true")
     f.set_defaults(handler=_fit)
 
@@ -61,7 +65,6 @@ def _persona(args, settings):
 
 
 def _calibrate(args, settings) -> int:
-    from ..jsonl import write_json
     from ..judges.calibrate import calibrate, load_cases, render
 
     persona = _persona(args, settings)
@@ -81,7 +84,6 @@ def _calibrate(args, settings) -> int:
 
 
 def _calibrate_labelled(args, settings, persona) -> int:
-    from ..jsonl import write_json
     from ..judges.agreement import measure, render
     from ..judges.bench import bench_dir, load_bench_rows, load_labelled_file
 
@@ -179,10 +181,15 @@ def _score(args, settings) -> int:
 
 def _fit(args, settings) -> int:
     from ..judges.bench import bench_dir
-    from ..judges.train_probe import fit_reader
+    from ..judges.train_probe import cv_reader, fit_reader
 
     persona = _persona(args, settings)
     folder = Path(args.bench) if args.bench else bench_dir(persona.folder)
+    if args.cv:
+        report = cv_reader(folder, persona.spec, echo=print if not args.json else None)
+        if args.json:
+            print(json.dumps({k: v for k, v in report.items() if k != "mistakes"}, indent=2))
+        return 0
     report = fit_reader(folder, persona.spec, out=Path(args.out) if args.out else None, echo=print if not args.json else None)
     if args.json:
         print(json.dumps(report, indent=2))

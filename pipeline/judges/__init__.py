@@ -91,8 +91,8 @@ def judge_agreement(judge) -> dict | None:
 
 
 def describe_agreement(agreement: dict | None) -> str:
-    """One line for summaries, the Evaluate tab and the model card: "reader:v2, Spearman 0.71 vs
-    labelled replies (test split, n 190)"."""
+    """One line for summaries, the Evaluate tab and the model card: "reader:v3, Spearman 0.55 vs
+    labelled replies (test split, n 348)"."""
     if not agreement:
         return "agreement with people not measured"
     if agreement.get("measured") is False:

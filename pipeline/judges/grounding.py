@@ -15,6 +15,8 @@ quotes the claim it could not ground:
            7 days) or a number the user wrote.
   titles   quoted task titles must share most of their words with the user's turn or a
            context title.
+  records  "your meeting with Priya", "the call with ...": an event the request and the context
+           never mention.
   lists    with no Task API context at all, a reply that presents "your tasks" / "your list" /
            "next on your list" as a list of named items invents them.
 
@@ -61,13 +63,18 @@ _QUOTE = re.compile(r"[\"\u201c]([^\"\u201d]{3,80})[\"\u201d]")
 _LIST_CLAIM = re.compile(
     r"\b(?:here(?:'s| is| are) (?:your|the) (?:list|tasks?|to-?do)|(?<!on )your (?:tasks|to-?dos?|list)(?: (?:for today|today|are))?\s*:"
     r"|you have (?:the following|these) tasks|next (?:up )?on your list is|your next (?:\w+[- ])?(?:task|item) is\s+\"?[A-Z\"]"
-    r"|your (?:high[- ]priority|overdue|open) tasks? (?:are|is)\b)", re.I)
+    r"|your (?:high[- ]priority|overdue|open) tasks? (?:are|is)\b"
+    r"|(?:today's|your) (?:high[- ]priority |overdue |open |urgent )?tasks? (?:for today )?include\b)", re.I)
+# "your meeting with Priya", "the call with the landlord": an event of the user's presented as a
+# fact; invented unless the request or the context names that kind of event
+_RECORD = re.compile(r"\b(?:your|the) (meeting|call|appointment|1:1|one-on-one|interview|standup|stand-up|session)"
+                     r" (?:with|at|on)\b", re.I)
 _STOP = set("the a an to of for and or on in with my your me is it at by from up this that be as".split())
 
 
 @dataclass(frozen=True)
 class Claim:
-    kind: str  # date | time | count | title | list
+    kind: str  # date | time | count | title | list | record
     quote: str  # the words in the reply
     reason: str
 
@@ -296,6 +303,12 @@ def ungrounded_claims(messages: list[dict], reply: str) -> list[Claim]:
             known = _words(f.text)
             if len(words & known) / len(words) < 0.5:
                 add("title", f'"{q}"', "a task title in neither the request nor the Task API context")
+    for sent in _sentences(reply):
+        if sent.rstrip().endswith("?"):
+            continue
+        for m in _RECORD.finditer(sent):
+            if m.group(1).lower() not in f.text:
+                add("record", m.group(0), f"a {m.group(1).lower()} in neither the request nor the Task API context")
     if not f.has_context:
         m = _LIST_CLAIM.search(reply)
         if m:

@@ -63,25 +63,23 @@ def logistic(X, y, lam: float, steps: int = 30):
     return w[:-1].tolist(), float(w[-1])
 
 
-def isotonic(x: list[float], y: list[float], knots: int = 12) -> list[list[float]]:
-    """Monotone (non-decreasing) map y ~ f(x) by pool-adjacent-violators, as at most `knots`
-    (x, y) points for piecewise-linear interpolation. Fitted on cross-validated predictions,
-    it undoes ridge's shrinkage towards the mean (a reply people gave 9 reads ~6 raw) without
-    changing the ranking."""
-    pts = sorted(zip(x, y))
-    blocks: list[list[float]] = []  # [sum_x, sum_y, n]
-    for px, py in pts:
-        blocks.append([px, py, 1.0])
-        while len(blocks) > 1 and blocks[-2][1] / blocks[-2][2] >= blocks[-1][1] / blocks[-1][2]:
-            bx, by, bn = blocks.pop()
-            blocks[-1][0] += bx
-            blocks[-1][1] += by
-            blocks[-1][2] += bn
-    curve = [[b[0] / b[2], b[1] / b[2]] for b in blocks]
-    if len(curve) > knots:  # keep the ends, thin the middle
-        step = (len(curve) - 1) / (knots - 1)
-        curve = [curve[round(i * step)] for i in range(knots)]
-    return [[round(a, 4), round(c, 4)] for a, c in curve]
+def quantile_map(x: list[float], y: list[float], knots: int = 16) -> list[list[float]]:
+    """Monotone map sending the distribution of x onto the distribution of y (the k-th smallest
+    prediction to the k-th smallest label), as at most `knots` points for piecewise-linear
+    interpolation. Fitted on cross-validated predictions on dev: unlike isotonic regression of
+    y on x, which averages labels where the head cannot tell replies apart (so a reply people
+    gave 9 read ~6-7), it spreads the head's top predictions over the labels' top, without
+    changing the ranking (dev CV: 9-10 replies 5.2 -> 6.2 on 0-10, Spearman 0.491 -> 0.488)."""
+    pts: list[list[float]] = []
+    for a, b in zip(sorted(x), sorted(y)):
+        if pts and a <= pts[-1][0]:  # tied predictions: one point, the larger label (y is sorted)
+            pts[-1][1] = b
+            continue
+        pts.append([a, b])
+    if len(pts) > knots:  # keep the ends, thin the middle
+        step = (len(pts) - 1) / (knots - 1)
+        pts = [pts[round(i * step)] for i in range(knots)]
+    return [[round(a, 4), round(b, 4)] for a, b in pts]
 
 
 def interpolate(curve: list[list[float]], v: float) -> float:
@@ -99,7 +97,7 @@ class Head:
     w: list[float]
     b: float
     threshold: float = 0.5  # logistic heads: P(yes) at or above it is a yes
-    calib: list[list[float]] | None = None  # ridge heads: isotonic map of the raw value (see isotonic)
+    calib: list[list[float]] | None = None  # ridge heads: monotone map of the raw value (quantile_map)
     precision: float | None = None  # logistic heads: cross-validated precision at `threshold` on dev
 
     def raw(self, z: list[float]) -> float:

@@ -1,12 +1,12 @@
 """The reader judge: the offline judge that reads a reply the way the benchmark's people did.
 
-    get_judge("reader", persona)  ->  ReaderJudge   name "reader:v2"
+    get_judge("reader", persona)  ->  ReaderJudge   name "reader:v3"
 
 Three kinds of evidence, each kept in the verdict so a person can check it:
 
   1. the embedded model's reading (features.py): hidden states of SmolLM2-135M over the
      user's turn and the reply, through linear heads fitted on the benchmark's DEV split
-     (probe.py, weights in pipeline/judges/weights/reader_v2.json, built by
+     (probe.py, weights in pipeline/judges/weights/reader_v3.json, built by
      `python -m pipeline judge fit`): overall 1-10, coherence 0-2, each trait, and the
      probability of each violation type, of invented task data and of dishonest compliance;
   2. grounding (grounding.py): dates, counts, times, titles the request and the Task API
@@ -15,10 +15,10 @@ Three kinds of evidence, each kept in the verdict so a person can check it:
 
 A violation is reported when the lexicon quotes one (precise) or the probe's probability is
 at or above the head's threshold (chosen on dev by cross-validation, never on test). The
-score is the overall head mapped to people's scale (isotonic, fitted on dev), then the labelling
+score is the overall head mapped to people's scale (quantile map, fitted on dev), then the labelling
 protocol's caps (docs/judges.md): an incoherent reply (coherence head < 0.5, or a loop of repeated
 words) scores at most 2/10, a quoted violation or invented data at most 5, dishonest compliance at
-most 3; a violation only the probe reads pulls the score towards 5 by the head's dev precision. Every verdict's `extra` says how far to trust it: the judge's measured
+most 3; a violation only the probe reads is reported but does not move the score. Every verdict's `extra` says how far to trust it: the judge's measured
 agreement with people on the benchmark's TEST split (`extra["agreement"]`).
 """
 
@@ -36,7 +36,7 @@ from .base import JudgeItem, Verdict, Violation
 from .features import degenerate
 from .probe import Probe
 
-VERSION = "v2"
+VERSION = "v3"
 WEIGHTS = Path(__file__).parent / "weights" / f"reader_{VERSION}.json"
 AGREEMENT = Path(__file__).parent / "weights" / f"reader_{VERSION}.agreement.json"
 INVENTED = "invented_task_data"
@@ -150,12 +150,10 @@ class ReaderJudge:
                 notes.append(f"incoherent or off task (coherence head {coherence:.2f})")
         if invented or any(t in lexicon for t in violations):  # quoted evidence: the protocol's cap
             score = min(score, 5.0)
-        elif violations:
-            # Probe-only: the cap weighted by how often the head is right (its cross-validated
-            # precision on dev), i.e. the expected score; a head right 40% of the time must not
-            # cap a good reply at 5 on its own.
-            q = max(heads[t].precision if heads[t].precision is not None else 1.0 for t in violations)
-            score -= max(0.0, score - 5.0) * q
+        # A violation only the probe reads is reported, not capped or pulled: the overall head
+        # already reads the same hidden states, and under dev CV pulling the score towards 5 by
+        # the head's precision (reader:v2) lowered the 9-10 replies' mean (6.7 -> 6.2) without
+        # improving the ranking (Spearman 0.492 vs 0.488): the probe heads' precision is 0.3-0.6.
         if dishonest:
             score = min(score, 3.0)
             notes.append(f"complies with a dishonest request or claims an action it cannot take (probe P={p_dis:.2f})")

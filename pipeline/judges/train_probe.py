@@ -1,7 +1,7 @@
 """Fit the reader judge's heads on the benchmark's DEV split, then measure the judge on TEST.
 
-    python -m pipeline judge fit            # writes pipeline/judges/weights/reader_v2.json
-                                            # and reader_v2.agreement.json (test-split figures)
+    python -m pipeline judge fit            # writes pipeline/judges/weights/reader_v3.json
+                                            # and reader_v3.agreement.json (test-split figures)
 
 Training data:
   * the benchmark's dev replies with their final labels (labels.jsonl): every head;
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..jsonl import read_jsonl
 from .agreement import spearman
-from .probe import Head, Probe, isotonic, logistic, pca, ridge, standardiser
+from .probe import Head, Probe, logistic, pca, quantile_map, ridge, standardiser
 
 LAMBDAS_RIDGE = [3.0, 10.0, 30.0, 100.0, 300.0]
 LAMBDAS_LOGISTIC = [1.0, 3.0, 10.0, 30.0, 100.0]
@@ -132,11 +132,11 @@ def fit_heads(Z, rows, groups, spec, extra_Z=None, extra_rows=None, echo=None) -
         calib = None
         if name == "overall":
             # Ridge shrinks towards the mean, so a reply people gave 9 reads ~6 raw. Map the raw
-            # value to the people's scale by isotonic regression of the label on the
-            # cross-validated prediction on DEV (monotone: ranks unchanged).
+            # value to the people's scale by matching the quantiles of its cross-validated
+            # predictions on DEV to the labels' (monotone: ranks unchanged; see quantile_map).
             p = _cv_predict(Z, y, groups, lambda A, t: ridge(A, t, best[1]))
-            calib = isotonic(p, y)
-            info["calibration"] = "isotonic on CV predictions (dev)"
+            calib = quantile_map(p, y)
+            info["calibration"] = "quantile map of CV predictions onto the labels (dev)"
         heads[name] = Head("ridge", w, b, calib=calib)
         cv[name] = info
         say(f"  {name:<22} ridge  lambda {best[1]:<7g} CV Spearman {best[0]:.3f}")
@@ -188,34 +188,76 @@ def _calibration_rows(persona_dir: Path) -> list[dict]:
              "violations": r.get("violations", [])} for r in read_jsonl(p)]
 
 
-def fit_reader(folder: Path, spec, out: Path | None = None, echo=None, encoder=None) -> dict:
-    from .agreement import measure
-    from .bench import load_bench_rows
-    from .features import LAYERS, shared_encoder
-    from .reader import AGREEMENT, VERSION, WEIGHTS, ReaderJudge
+def _probe(X, EX, dev, extra, spec, model_name, echo=None) -> Probe:
+    """Projection, standardiser and every head, fitted on the rows given (dev, or a CV fold of it)."""
+    from .features import HIDDEN, LAYERS
+    from .reader import VERSION
 
-    say = echo or (lambda *_: None)
+    pmean, proj = pca([x[:HIDDEN] for x in X + EX], COMPONENTS)
+    probe = Probe(version=VERSION, mean=[], scale=[], n_hidden=HIDDEN, proj_mean=pmean, proj=proj)
+    probe.mean, probe.scale = standardiser([probe.reduce(x) for x in X + EX])
+    Z = [probe.standardise(x) for x in X]
+    EZ = [probe.standardise(x) for x in EX]
+    probe.heads, cv = fit_heads(Z, dev, [r["prompt_id"] for r in dev], spec, EZ, extra, echo=echo)
+    probe.meta = {"base_model": model_name, "layers": LAYERS, "components": COMPONENTS, "dev_replies": len(dev),
+                  "calibration_cases": len(extra), "cv": cv}
+    return probe
+
+
+def _features(folder: Path, spec, encoder):
+    from .bench import load_bench_rows
+
     if encoder is None:
         from ..settings import Settings
+        from .features import LAYERS, shared_encoder
 
         encoder = CachedEncoder(shared_encoder(None), Settings.from_env().cache_dir / f"judge_features_L{LAYERS}.pt")
     dev = load_bench_rows(folder, "dev")
     extra = _calibration_rows(folder.parent)
-    say(f"fitting reader:{VERSION} on {len(dev)} dev replies (+{len(extra)} calibration cases for the violation heads)")
-    X = featurise(dev, spec, encoder)
-    EX = featurise(extra, spec, encoder) if extra else []
-    from .features import HIDDEN
+    return encoder, dev, extra, featurise(dev, spec, encoder), (featurise(extra, spec, encoder) if extra else [])
 
-    pmean, proj = pca([x[:HIDDEN] for x in X + EX], COMPONENTS)
-    probe = Probe(version=VERSION, mean=[], scale=[], n_hidden=HIDDEN, proj_mean=pmean, proj=proj)
-    mean, scale = standardiser([probe.reduce(x) for x in X + EX])
-    probe.mean, probe.scale = mean, scale
-    Z = [probe.standardise(x) for x in X]
-    EZ = [probe.standardise(x) for x in EX]
-    heads, cv = fit_heads(Z, dev, [r["prompt_id"] for r in dev], spec, EZ, extra, echo=say)
-    probe.heads = heads
-    probe.meta = {"base_model": encoder.model_name, "layers": LAYERS, "components": COMPONENTS, "dev_replies": len(dev),
-                  "calibration_cases": len(extra), "cv": cv, "benchmark": str(folder)}
+
+def cv_reader(folder: Path, spec, echo=None, encoder=None) -> dict:
+    """The whole judge (heads, caps, output map) under cross-validation BY PROMPT on dev: each
+    fold's verdicts come from a probe fitted without that fold's prompts. These are the figures
+    to choose changes by; the test split is never read here."""
+    from .agreement import agreement
+    from .base import JudgeItem
+    from .reader import ReaderJudge
+    from .rubric import RubricJudge
+
+    encoder, dev, extra, X, EX = _features(folder, spec, encoder)
+    groups = [r["prompt_id"] for r in dev]
+    rub = RubricJudge(spec).judge_batch([JudgeItem(r["id"], r["messages"], r["response"]) for r in dev])
+    verdicts = [None] * len(dev)
+    for held in _folds(groups, seed=7):  # other folds than the heads' inner CV
+        tr = [i for i, g in enumerate(groups) if g not in held]
+        probe = _probe([X[i] for i in tr], EX, [dev[i] for i in tr], extra, spec, encoder.model_name)
+        judge = ReaderJudge(spec, probe=probe, encoder=encoder)
+        for i, g in enumerate(groups):
+            if g in held:
+                verdicts[i] = judge._verdict(JudgeItem(dev[i]["id"], dev[i]["messages"], dev[i]["response"]), X[i], rub[i])
+    rep = agreement(dev, verdicts, spec.violation_types)
+    rep["judge"] = {"name": f"{ReaderJudge(spec, probe=probe, encoder=encoder).name} (dev CV by prompt)"}
+    rep["split"] = "dev, 5-fold CV by prompt"
+    rep["seconds_per_case"] = 0.0
+    if echo:
+        from .agreement import render
+
+        echo(render(rep))
+    return rep
+
+
+def fit_reader(folder: Path, spec, out: Path | None = None, echo=None, encoder=None) -> dict:
+    from .agreement import measure
+    from .bench import load_bench_rows
+    from .reader import AGREEMENT, VERSION, WEIGHTS, ReaderJudge
+
+    say = echo or (lambda *_: None)
+    encoder, dev, extra, X, EX = _features(folder, spec, encoder)
+    say(f"fitting reader:{VERSION} on {len(dev)} dev replies (+{len(extra)} calibration cases for the violation heads)")
+    probe = _probe(X, EX, dev, extra, spec, encoder.model_name, echo=say)
+    probe.meta["benchmark"] = "data/personas/taskmaster/judge_bench"
     out = out or WEIGHTS
     out.parent.mkdir(parents=True, exist_ok=True)
     probe.save(out)
@@ -230,4 +272,4 @@ def fit_reader(folder: Path, spec, out: Path | None = None, echo=None, encoder=N
         AGREEMENT.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     say(f"test split: Spearman {rep['spearman']:.3f}, pairwise {rep['pairwise']['accuracy']:.3f}, "
         f"violation F1 {rep['violations']['overall']['f1']:.3f}, invented R {rep['invented']['recall']:.3f}")
-    return {"weights": str(out), "cv": cv, "test": summary}
+    return {"weights": str(out), "cv": probe.meta["cv"], "test": summary}
