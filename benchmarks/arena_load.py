@@ -10,7 +10,8 @@ tokens/s of (a) plain `generate` with the adapter, (b) `ChatEngine.stream` with 
 
 Part 2: starts `python app.py` on a free port (embedded model, work dir in a temp folder, a
 finished run with an untrained-but-real LoRA, replies capped at 16 new tokens), then N voters,
-each its own gradio_client session, play B battles each: send a prompt, read the stream, vote.
+each its own gradio_client session (all built first, then all send at once), play B battles
+each: send a prompt, read the stream, vote.
 Checks that exactly N*B votes are stored with N*B distinct battle ids, and prints median and
 95th percentile of time to first token and time per battle under that load.
 
@@ -194,12 +195,22 @@ def _assistant_text(chat) -> str:
     return "" if text == WAITING else text
 
 
-def voter(url: str, k: int, battles: int, out: list, errors: list) -> None:
+def voter(url: str, k: int, battles: int, out: list, errors: list, ready: threading.Barrier) -> None:
     from gradio_client import Client
 
     rng = random.Random(k)
     try:
         client = Client(url, verbose=False)
+    except Exception as exc:
+        errors.append(f"voter {k}: {type(exc).__name__}: {exc}")
+        client = None
+    # Every voter's page is loaded (its client built: config and API info, CPU work in the app
+    # and here) before the first prompt; then all send at once, the worst case for the engine.
+    # Before this, the first wave's TTFT included the other 19 clients' start-up.
+    ready.wait()
+    if client is None:
+        return
+    try:
         for b in range(battles):
             t0 = time.perf_counter()
             job = client.submit(rng.choice(PROMPTS), api_name="/arena_send")
@@ -239,8 +250,9 @@ def load_test(work: Path, voters: int, battles: int, max_new_tokens: int) -> dic
         load_before = load_avg()
         out: list = []
         errors: list = []
+        ready = threading.Barrier(voters)
         t0 = time.perf_counter()
-        threads = [threading.Thread(target=voter, args=(url, k, battles, out, errors)) for k in range(voters)]
+        threads = [threading.Thread(target=voter, args=(url, k, battles, out, errors, ready)) for k in range(voters)]
         for t in threads:
             t.start()
         for t in threads:

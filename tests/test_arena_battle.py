@@ -278,3 +278,19 @@ def test_the_stream_to_a_voter_is_throttled_but_shows_the_first_text_at_once(tin
     assert (waiting.left, waiting.right) == ("", "")
     assert len(between) == 1 and (between[0].left or between[0].right)  # the first text, not every token
     assert final.done and len(final.left) >= len(between[0].left)
+
+
+def test_warm_up_loads_the_contenders_and_their_prefix_caches_before_the_first_voter(tiny_model_dir, tmp_path):
+    """app.py warms the Arena at launch: the first battle finds the adapter attached and the
+    persona prompt's KV cached for both sides, so it prefills only the voter's turn."""
+    settings = Settings.from_env(env={}, work_dir=tmp_path, base_model=str(tiny_model_dir))
+    make_finished_run(settings.runs_dir, tiny_model_dir, "run-a")
+    engine = ChatEngine(str(tiny_model_dir), settings)
+    arena = Arena(settings, lambda: engine, limits=Limits(max_new_tokens=4))
+    assert sorted(arena.warm()) == sorted(arena.contenders()) and "run-a" in engine.adapters
+    cached = {key[0] for key in engine.batcher._prefix}
+    assert cached == {None, "run-a"}, cached
+    before = (len(engine.batcher._prefix), engine.batcher.stats["prefix_hits"])
+    list(arena.send(arena.session(None, None, "first-voter"), "Create a task to review the proposal"))
+    assert len(engine.batcher._prefix) == before[0]  # nothing new to compute
+    assert engine.batcher.stats["prefix_hits"] == before[1] + 2  # both sides reused the warm prefix

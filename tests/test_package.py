@@ -262,6 +262,15 @@ def test_failed_gates_are_read_from_the_evaluation(tmp_path, tiny_model_dir):
     assert rep.decision == "REQUIRES ITERATION"
     gate = [f for f in rep.errors if "boundary_violations" in f.problem]
     assert gate and gate[0].file == "EVALUATION_RESULTS.json" and "override" in gate[0].fix
+    # The findings table says a gate's numbers rounded, as the Evaluate tab does (seen in publish.png:
+    # "value 6.190361022949219", "{'ci_low': 0.1253, ...}").
+    ev = json.loads((pkg / "EVALUATION_RESULTS.json").read_text())
+    ev["gates"] += [{"name": "final_train_loss", "passed": False, "value": 6.190361022949219, "threshold": 0.4},
+                    {"name": "ab_win_rate", "passed": False, "value": {"ci_low": 0.12534, "win_rate": 0.5},
+                     "threshold": 0.7}]
+    (pkg / "EVALUATION_RESULTS.json").write_text(json.dumps(ev))
+    problems = " | ".join(f.problem for f in validate_package(pkg, settings, load_check=False).errors)
+    assert "(value 6.19, threshold 0.4)" in problems and "(value ci_low: 0.125, win_rate: 0.5," in problems, problems
 
 
 def test_secret_scan_patterns_and_the_studios_own_secrets():

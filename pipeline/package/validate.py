@@ -118,11 +118,13 @@ def _check_evaluation(folder: Path, rep: ValidationReport, card: dict) -> None:
         rep.add("error", EVAL_FILE, f"not readable as evaluation results ({str(exc).splitlines()[0][:200]})",
                 "rebuild the package from an evaluated run")
         return
+    from ..evaluation.studio_api import readable  # rounded, as the Evaluate tab's gates table shows them
+
     rep.decision = res.decision
     failed = [g for g in res.gates if not g.passed]
     for g in failed:
         rep.add("error", EVAL_FILE,
-                f"quality gate `{g.name}` failed (value {g.value}, threshold {g.threshold})"
+                f"quality gate `{g.name}` failed (value {readable(g.value)}, threshold {readable(g.threshold)})"
                 + (f": {g.detail}" if g.detail else ""),
                 "iterate (targeted data, retrain, re-evaluate), or push with an explicit validation override")
     if rep.decision != APPROVED and not failed:

@@ -293,6 +293,10 @@ def _walk(page, server, runs_dir: Path, other_eval, tmp_path: Path) -> None:
     with zipfile.ZipFile(zip_path) as z:
         config = yaml.safe_load(z.read(next(n for n in names if n.endswith("training_config.yaml"))))
     assert (config["dataset"]["version"], config["dataset"]["count"]) == (version, count), config.get("dataset")
+    # Validate the package: the findings table (level, file, problem, fix) is what publish.png shows.
+    page.locator("#publish-validate").click()
+    verdict = _wait_text(page, "publish-verdict", r"Validation \w+:", 600_000)
+    assert "Checks:" in verdict, verdict
     _shot(page, "publish")
 
     # ---- Arena: the admin chooses the contenders, then one battle and a vote ----------------
