@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.serve_load                 # 1 client, then 32 (~3-6 min on 2 cores)
     .venv/bin/python -m benchmarks.serve_load --clients 32 --max-tokens 96 --adapter-share 0.5
+    .venv/bin/python -m benchmarks.serve_load --dtype float32  # the exactness check on a bf16 CPU
 
 Starts `python -m pipeline serve` (embedded SmolLM2-135M, a work dir in a temp folder with one
 finished run whose LoRA is real but untrained) on a free port and talks to it with the official
@@ -38,10 +39,10 @@ MORE = ["Remind me to call the bank tomorrow", "Mark the budget review as done",
         "Help me break down the website launch", "I keep procrastinating on the report"]
 
 
-def start_server(work: Path) -> tuple[subprocess.Popen, str, Path]:
+def start_server(work: Path, dtype: str = "auto") -> tuple[subprocess.Popen, str, Path]:
     port = free_port()
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TASKMASTER_WORK_DIR=str(work),
-               TASKMASTER_BASE_MODEL="smollm2-135m", PYTHONUNBUFFERED="1")
+               TASKMASTER_BASE_MODEL="smollm2-135m", PYTHONUNBUFFERED="1", TASKMASTER_SERVE_DTYPE=dtype)
     for var in ("TASKMASTER_SERVE_API_KEY", "OPENAI_API_KEY", "HF_TOKEN", "TASKMASTER_ENGINE_URL"):
         env.pop(var, None)
     log = work / "serve.log"
@@ -71,13 +72,13 @@ def one_stream(client, model: str, prompt: str, max_tokens: int) -> dict:
             "ttft": ttft if ttft is not None else time.perf_counter() - t0, "s": time.perf_counter() - t0}
 
 
-def run(clients: int, max_tokens: int, adapter_share: float) -> dict:
+def run(clients: int, max_tokens: int, adapter_share: float, dtype: str = "auto") -> dict:
     import openai
 
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
         work = Path(tmp)
         prepare(work)
-        proc, base_url, log = start_server(work)
+        proc, base_url, log = start_server(work, dtype)
         try:
             client = openai.OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=600)
             models = [m.id for m in client.models.list()]
@@ -132,10 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--max-tokens", type=int, default=96)
     ap.add_argument("--adapter-share", type=float, default=0.5, help="share of the clients that ask the adapter")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"],
+                    help="the server's TASKMASTER_SERVE_DTYPE (auto: bf16 on CPUs with native bf16, where "
+                         "batched greedy replies may differ from the same request alone; float32 is batch-invariant)")
     args = ap.parse_args(argv)
-    r = run(args.clients, args.max_tokens, args.adapter_share)
+    r = run(args.clients, args.max_tokens, args.adapter_share, args.dtype)
     print(f"\nserve_load: {r['clients']} streaming clients, greedy, <= {r['max_tokens']} new tokens, "
-          f"load avg {r['load']}")
+          f"dtype {args.dtype}, load avg {r['load']}")
     print("| measure | value |\n|---|---|")
     rows = [("single stream tokens/s", f"{r['single_tps']:.1f}"),
             ("single stream TTFT median", f"{r['single_ttft_median']:.3f} s"),

@@ -271,8 +271,21 @@ def serving_dtype(device: str):
     bandwidth: on this project's 2-core CPU, SmolLM2-135M decodes in 35 ms per token in bf16
     against 58 ms in float32, and a batch of two (an Arena battle) costs 1.1x one row in bf16
     against 1.6x in float32 (docs/benchmarks.md)."""
+    import os
+
     import torch
 
+    # TASKMASTER_SERVE_DTYPE=float32 trades speed for batch-invariant replies: in bf16 a row's
+    # numbers depend on its batch's shape (kernel blocking), so a greedy reply in a busy batch can
+    # differ from the same request alone; in float32 on this CPU they were equal byte for byte.
+    forced = os.environ.get("TASKMASTER_SERVE_DTYPE", "auto").strip().lower()
+    if forced != "auto":
+        dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        if forced not in dtypes:
+            from .errors import UserError
+
+            raise UserError(f"TASKMASTER_SERVE_DTYPE={forced!r}: use auto, float32, bfloat16 or float16")
+        return dtypes[forced]
     if device == "cuda":
         return torch.bfloat16 if cuda_has_native_bf16() else torch.float16
     if device == "cpu" and cpu_has_native_bf16():

@@ -299,12 +299,28 @@ def test_bf16_is_not_claimed_for_an_emulating_gpu(monkeypatch):
 
     from pipeline import models
 
+    monkeypatch.delenv("TASKMASTER_SERVE_DTYPE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert models.cuda_has_native_bf16() is False
     assert models.serving_dtype("cuda") == torch.float16
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert models.serving_dtype("cuda") == torch.bfloat16
+
+
+def test_the_serving_dtype_can_be_forced_and_a_wrong_name_says_what_to_use(monkeypatch):
+    """float32 for batch-invariant replies on a bf16 machine (docs/serving.md)."""
+    import torch
+
+    from pipeline import models
+    from pipeline.errors import UserError
+
+    monkeypatch.setenv("TASKMASTER_SERVE_DTYPE", "float32")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert models.serving_dtype("cuda") == torch.float32 and models.serving_dtype("cpu") == torch.float32
+    monkeypatch.setenv("TASKMASTER_SERVE_DTYPE", "fp8")
+    with pytest.raises(UserError, match="use auto, float32, bfloat16 or float16"):
+        models.serving_dtype("cpu")
 
 
 def test_streams_from_many_threads(engine):
