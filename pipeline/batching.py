@@ -185,7 +185,8 @@ class Batcher:
         # Chunked admission: one step prefills at most this many new tokens (past the cached
         # system prompt; at least one group), then every running row decodes, then the next chunk.
         # A room of voters arriving at once then sees first tokens chunk by chunk instead of all
-        # after one long prefill (40 rows x ~17 tokens: 2-5 s on 2 cores), and rows already
+        # after one long prefill (40 rows x ~17 tokens: ~1 s on 2 cores, 2-5 s when the LM head
+        # still took a strided input, see _contiguous_lm_head_input), and rows already
         # streaming stall for one chunk, not for the whole wave.
         self.max_prefill_tokens = max_prefill_tokens
         self._cond = threading.Condition()

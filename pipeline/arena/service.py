@@ -137,9 +137,8 @@ class Arena:
 
     def warm(self) -> list[str]:
         """Load the engine, attach every contender's adapter and prefill the persona prompt once
-        per adapter (the prefix cache), so the first room of voters does not wait for all of it:
-        measured with 20 voters arriving at once, the first wave's time to first token was the
-        model load plus one prefix per adapter. Returns the models warmed."""
+        per adapter (the prefix cache), so the first voters of a session do not pay for the model
+        load and one prefix per side on top of their own prefill. Returns the models warmed."""
         engine = self._engine()
         system = self.system_prompt()
         conv = with_persona_system([{"role": "user", "content": "hi"}], system)
