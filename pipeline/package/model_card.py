@@ -164,7 +164,7 @@ def render_card(f: CardFacts) -> str:
         f"- Base model: `{f.base_model}`" + (f" (studio name `{f.base_model_name}`)" if f.base_model_name and f.base_model_name != f.base_model else ""),
         f"- Adapter type: LoRA (rank={lora.get('r', 'n/a')}, alpha={lora.get('alpha', 'n/a')}, dropout={lora.get('dropout', 'n/a')})",
         f"- Target modules: {', '.join(lora.get('target_modules') or []) or 'n/a'}",
-        (f"- Training data: {dataset_line(f.dataset)}; {tr.get('n_examples', 'n/a')} training rows after tokenizing"
+        (f"- Training data: {dataset_line(f.dataset)}; {_rows(tr.get('n_examples'))} after tokenizing"
          if f.dataset else
          f"- Training data: {tr.get('n_examples', 'n/a')} curated examples"
          + (f" (SHA-256 `{tr['data_sha256'][:12]}…`)" if tr.get("data_sha256") else ""))
@@ -240,3 +240,8 @@ def render_card(f: CardFacts) -> str:
         lines.append("- Built on a 135M-parameter model for CPU use: replies are short and can be inaccurate; the production target is Llama-3.1-8B-Instruct.")
     lines.append("")
     return "\n".join(lines)
+
+
+def _rows(n) -> str:
+    """'1 training row', '239 training rows', 'n/a training rows' (a summary without the count)."""
+    return f"{n} training row" if n == 1 else f"{n if n is not None else 'n/a'} training rows"

@@ -43,6 +43,13 @@ def _shot(page, name: str) -> None:
     if SHOTS:
         Path(SHOTS).mkdir(parents=True, exist_ok=True)
         page.wait_for_timeout(1500)
+        # a toast ("taskmaster is valid.") would cover the page's top right: close them first
+        for close in page.locator(".toast-close").all():
+            try:
+                close.click(timeout=1000)
+            except Exception:
+                pass  # gone by itself meanwhile
+        page.wait_for_timeout(300)
         page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
