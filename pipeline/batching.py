@@ -538,6 +538,7 @@ class Batcher:
         kw = {}
         if self._lora is None:
             self._lora = _lora_layers(self.model)
+            # here, not in __init__: the model may have been swapped (model_changed) since
             _contiguous_lm_head_input(self.model)
         with _AdapterRows(self._lora, adapters) as fallback:
             if fallback is not None:

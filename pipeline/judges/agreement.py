@@ -146,8 +146,9 @@ def agreement(labelled: list[dict], verdicts: list, types: list[str]) -> dict:
 
 def render(rep: dict) -> str:
     v = rep["violations"]
-    lines = [f"judge {rep['judge']['name']} on {rep['n']} labelled replies ({rep.get('split') or 'all'}; "
-             f"{rep.get('seconds_per_case', 0) * 1000:.1f} ms/reply)",
+    # cross-validated reports (judge fit --cv) time nothing: no ms/reply rather than a made-up 0.0
+    timing = f"; {rep['seconds_per_case'] * 1000:.1f} ms/reply" if rep.get("seconds_per_case") is not None else ""
+    lines = [f"judge {rep['judge']['name']} on {rep['n']} labelled replies ({rep.get('split') or 'all'}{timing})",
              f"  Spearman {rep['spearman']:.3f}   Kendall {rep['kendall']:.3f}   pairwise accuracy "
              f"{rep['pairwise']['accuracy']:.3f} ({rep['pairwise']['pairs']} same-prompt pairs)   "
              f"MAE after linear fit {rep['mae_linear']['mae']:.3f}",

@@ -238,14 +238,24 @@ def cv_reader(folder: Path, spec, echo=None, encoder=None) -> dict:
             if g in held:
                 verdicts[i] = judge._verdict(JudgeItem(dev[i]["id"], dev[i]["messages"], dev[i]["response"]), X[i], rub[i])
     rep = agreement(dev, verdicts, spec.violation_types)
-    rep["judge"] = {"name": f"{ReaderJudge(spec, probe=probe, encoder=encoder).name} (dev CV by prompt)"}
+    rep["judge"] = {"name": f"{judge.name} (dev CV by prompt)"}
     rep["split"] = "dev, 5-fold CV by prompt"
-    rep["seconds_per_case"] = 0.0
     if echo:
         from .agreement import render
 
         echo(render(rep))
     return rep
+
+
+def _shown_path(folder: Path) -> str:
+    """The benchmark folder as the shipped weights record it: relative to the repo, never a local
+    absolute path (the weights file ships in packages and Spaces)."""
+    from ..settings import REPO_ROOT
+
+    try:
+        return str(folder.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return folder.name
 
 
 def fit_reader(folder: Path, spec, out: Path | None = None, echo=None, encoder=None) -> dict:
@@ -257,7 +267,7 @@ def fit_reader(folder: Path, spec, out: Path | None = None, echo=None, encoder=N
     encoder, dev, extra, X, EX = _features(folder, spec, encoder)
     say(f"fitting reader:{VERSION} on {len(dev)} dev replies (+{len(extra)} calibration cases for the violation heads)")
     probe = _probe(X, EX, dev, extra, spec, encoder.model_name, echo=say)
-    probe.meta["benchmark"] = "data/personas/taskmaster/judge_bench"
+    probe.meta["benchmark"] = _shown_path(folder)
     out = out or WEIGHTS
     out.parent.mkdir(parents=True, exist_ok=True)
     probe.save(out)

@@ -208,14 +208,13 @@ def create_tab(ctx) -> None:
                      inputs=[results_path, per_trait, judge_kind, concurrency, max_requests, max_cost],
                      outputs=job_outputs, api_name="data_target")
     stop_btn.click(lambda: api.stop_job(jobs), outputs=[job_md, job_log], api_name="data_stop")
-    timer.tick(lambda: api.job_status(jobs), outputs=[job_md, job_log], show_progress="hidden", queue=False)
     # When a background stage (generate, LLM filter, balance, target) ends, the overview, charts
-    # and set-aside table redraw without a Refresh click: the tick writes the ended job's id into
-    # a hidden field, whose change redraws (a gr.State set by a tick fires no change event in
-    # Gradio 6.31; a rendered field does; as in the Evaluate tab).
+    # and set-aside table redraw without a Refresh click: the tick also writes the ended job's id
+    # into a hidden field, whose change redraws (a gr.State set by a tick fires no change event in
+    # Gradio 6.31; a rendered field does; as in the Evaluate tab). One tick, one request per 2 s.
     ended_job = gr.Textbox(visible="hidden", elem_id="data-ended-job")
-    timer.tick(lambda: api.ended_job(jobs), outputs=[ended_job], show_progress="hidden", queue=False,
-               api_name=False)
+    timer.tick(lambda: (*api.job_status(jobs), api.ended_job(jobs)), outputs=[job_md, job_log, ended_job],
+               show_progress="hidden", queue=False)
     ended_job.change(lambda _job, target: on_refresh(target), inputs=[ended_job, per_target],
                      outputs=overview_outputs + [rejected_table], show_progress="hidden", api_name=False)
 
